@@ -1,0 +1,135 @@
+"""The project's one contract with Dassl: every Dassl name the project uses comes from here.
+
+With Dassl installed (and DASSL_BACKEND unset or "dassl"), these are Dassl's own objects, so our
+trainers are real Dassl trainers in Dassl's registries and CoOp's train.py can build them.
+Without Dassl, or with DASSL_BACKEND=lite, the bundled engine in `dassl_compat.lite` provides the
+same names with the same behaviour, log lines, checkpoint files and folder layout.
+
+Whichever backend is active, optimisers, learning-rate schedulers and checkpoint I/O are the
+bundled ones: Dassl 0.6.3's warmup scheduler passes `verbose` to LRScheduler.__init__ (a TypeError
+on torch >= 2.7) and its checkpoints pickle objects that `torch.load(weights_only=True)` refuses.
+"""
+import os
+
+_REQUESTED = os.environ.get("DASSL_BACKEND", "auto").lower()
+if _REQUESTED not in ("auto", "dassl", "lite"):
+    raise ValueError(f"DASSL_BACKEND must be 'auto', 'dassl' or 'lite', got {_REQUESTED!r}")
+
+
+def _dassl_available():
+    if _REQUESTED == "lite":
+        return False
+    try:
+        import dassl  # noqa: F401
+    except ImportError:
+        if _REQUESTED == "dassl":
+            raise ImportError(
+                "DASSL_BACKEND=dassl but Dassl is not installed. Install it from "
+                "github.com/KaiyangZhou/Dassl.pytorch, or unset DASSL_BACKEND to use the bundled engine."
+            ) from None
+        return False
+    return True
+
+
+# Always the bundled implementations (see the module docstring for why).
+from .lite.checkpoint import load_checkpoint, load_pretrained_weights, resume_from_checkpoint, save_checkpoint  # noqa: E402
+from .lite.optim import build_lr_scheduler, build_optimizer  # noqa: E402
+
+if _dassl_available():
+    BACKEND = "dassl"
+    from dassl.config import get_cfg_default
+    from dassl.data import DataManager
+    from dassl.data.data_manager import DatasetWrapper, build_data_loader
+    from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum, build_dataset
+    from dassl.data.transforms import build_transform
+    from dassl.engine import TRAINER_REGISTRY, build_trainer
+    from dassl.engine.trainer import SimpleTrainer as _DasslSimpleTrainer
+    from dassl.engine.trainer import TrainerX as _DasslTrainerX
+    from dassl.evaluation import EVALUATOR_REGISTRY, build_evaluator
+    from dassl.metrics import compute_accuracy
+    from dassl.utils import (
+        AverageMeter,
+        MetricMeter,
+        Registry,
+        collect_env_info,
+        count_num_param,
+        listdir_nohidden,
+        mkdir_if_missing,
+        read_json,
+        set_random_seed,
+        setup_logger,
+        write_json,
+    )
+
+    from .lite.checkpoint import CheckpointMixin
+
+    class SimpleTrainer(CheckpointMixin, _DasslSimpleTrainer):
+        """Dassl's SimpleTrainer with the bundled (plain-data, atomic) checkpoint I/O."""
+
+    class TrainerX(CheckpointMixin, _DasslTrainerX):
+        """Dassl's TrainerX with the bundled (plain-data, atomic) checkpoint I/O."""
+
+else:
+    BACKEND = "lite"
+    from .lite.config import get_cfg_default
+    from .lite.data import (
+        DATASET_REGISTRY,
+        DataManager,
+        DatasetBase,
+        DatasetWrapper,
+        Datum,
+        build_data_loader,
+        build_dataset,
+    )
+    from .lite.evaluation import EVALUATOR_REGISTRY, build_evaluator, compute_accuracy
+    from .lite.logging import collect_env_info, setup_logger
+    from .lite.registry import Registry
+    from .lite.trainer import TRAINER_REGISTRY, SimpleTrainer, TrainerX, build_trainer
+    from .lite.transforms import build_transform
+    from .lite.utils import (
+        AverageMeter,
+        MetricMeter,
+        count_num_param,
+        listdir_nohidden,
+        mkdir_if_missing,
+        read_json,
+        set_random_seed,
+        write_json,
+    )
+
+__all__ = [
+    "BACKEND",
+    "AverageMeter",
+    "DATASET_REGISTRY",
+    "DataManager",
+    "DatasetBase",
+    "DatasetWrapper",
+    "Datum",
+    "EVALUATOR_REGISTRY",
+    "MetricMeter",
+    "Registry",
+    "SimpleTrainer",
+    "TRAINER_REGISTRY",
+    "TrainerX",
+    "build_data_loader",
+    "build_dataset",
+    "build_evaluator",
+    "build_lr_scheduler",
+    "build_optimizer",
+    "build_trainer",
+    "build_transform",
+    "collect_env_info",
+    "compute_accuracy",
+    "count_num_param",
+    "get_cfg_default",
+    "listdir_nohidden",
+    "load_checkpoint",
+    "load_pretrained_weights",
+    "mkdir_if_missing",
+    "read_json",
+    "resume_from_checkpoint",
+    "save_checkpoint",
+    "set_random_seed",
+    "setup_logger",
+    "write_json",
+]

@@ -1,0 +1,88 @@
+"""Shared fixtures: a tiny random CLIP file, a generated image folder, and in-process train.py runs."""
+import os
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+os.environ.setdefault("DASSL_BACKEND", "lite")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+FOLDER_CLASSES = ("red_disk", "green_square", "blue_bar", "white_cross")
+
+
+def write_image_folder(root, classes=FOLDER_CLASSES, per_split=(("train", 6), ("val", 2), ("test", 4)), size=32,
+                       seed=0):
+    """`root/{train,val,test}/<class>/<i>.png`: each class a noisy version of its own colour."""
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(classes):
+        colour = np.array([(label * 97) % 256, (label * 57 + 80) % 256, (label * 151 + 30) % 256], dtype=np.float32)
+        for split, count in per_split:
+            folder = osp.join(root, split, name)
+            os.makedirs(folder, exist_ok=True)
+            for i in range(count):
+                pixels = np.clip(colour + rng.normal(0, 25, (size, size, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(osp.join(folder, f"{i}.png"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_file(tmp_path_factory):
+    """A random ViT CLIP (2+2 layers, 32 px, embed 32) saved as an fp16 state dict."""
+    from trainers.clip_backbone import save_tiny_clip
+
+    return save_tiny_clip(str(tmp_path_factory.mktemp("clip") / "tiny_vit.pt"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory):
+    """A DATASET.ROOT holding the folder dataset `colours` (4 classes)."""
+    root = tmp_path_factory.mktemp("data")
+    write_image_folder(str(root / "colours"))
+    return str(root)
+
+
+def folder_run_args(data_root, clip_file, output_dir, trainer="CoOp", epochs=2, extra=()):
+    """train.py arguments for a short CPU run on the `colours` folder dataset."""
+    return [
+        "--root", data_root,
+        "--trainer", trainer,
+        "--output-dir", str(output_dir),
+        "--seed", "1",
+        "DATASET.NAME", "ImageFolder",
+        "DATASET.FOLDER", "colours",
+        "MODEL.BACKBONE.NAME", "tiny",
+        "MODEL.BACKBONE.PATH", clip_file,
+        "INPUT.SIZE", "(32, 32)",
+        "INPUT.INTERPOLATION", "bicubic",
+        "INPUT.TRANSFORMS", "('random_flip', 'normalize')",
+        "INPUT.PIXEL_MEAN", "[0.48145466, 0.4578275, 0.40821073]",
+        "INPUT.PIXEL_STD", "[0.26862954, 0.26130258, 0.27577711]",
+        "DATALOADER.NUM_WORKERS", "0",
+        "DATALOADER.TRAIN_X.BATCH_SIZE", "8",
+        "DATALOADER.TEST.BATCH_SIZE", "16",
+        "OPTIM.NAME", "sgd",
+        "OPTIM.LR", "0.002",
+        "OPTIM.MAX_EPOCH", str(epochs),
+        "OPTIM.LR_SCHEDULER", "cosine",
+        "OPTIM.WARMUP_EPOCH", "1",
+        "OPTIM.WARMUP_TYPE", "constant",
+        "OPTIM.WARMUP_CONS_LR", "1e-5",
+        "TRAIN.PRINT_FREQ", "1",
+        "TRAINER.COOP.PREC", "fp32",
+        *extra,
+    ]
+
+
+@pytest.fixture
+def run_train():
+    """Call train.main in this process (fast: no re-import of torch); returns its result."""
+    import train
+
+    return train.main

@@ -1,0 +1,129 @@
+"""Train or evaluate a trainer with CoOp's command line (Dassl config files + KEY VALUE opts).
+
+    python train.py --root $DATA --trainer DPT --dataset-config-file configs/datasets/eurosat.yaml \
+        --config-file configs/trainers/DPT/vit_b16.yaml --output-dir output/run --seed 1 \
+        DATASET.NUM_SHOTS 16
+"""
+import argparse
+import sys
+
+import torch
+
+import clip_datasets  # noqa: F401  (registers the datasets)
+import trainers  # noqa: F401  (registers the trainers)
+from dassl_compat import build_trainer, collect_env_info, get_cfg_default, set_random_seed, setup_logger
+from trainers.config import extend_cfg
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=str, default="", help="path to the datasets ($DATA)")
+    parser.add_argument("--output-dir", type=str, default="", help="output directory")
+    parser.add_argument("--resume", type=str, default="", help="checkpoint directory to resume from")
+    parser.add_argument("--seed", type=int, default=None, help="seed (0 included); none keeps SEED from the config")
+    parser.add_argument("--source-domains", type=str, nargs="+", help="source domains for DA/DG")
+    parser.add_argument("--target-domains", type=str, nargs="+", help="target domains for DA/DG")
+    parser.add_argument("--transforms", type=str, nargs="+", help="data augmentation methods")
+    parser.add_argument("--config-file", type=str, default="", help="trainer config file")
+    parser.add_argument("--dataset-config-file", type=str, default="", help="dataset config file")
+    parser.add_argument("--trainer", type=str, default="", help="name of the trainer")
+    parser.add_argument("--backbone", type=str, default="", help="CLIP backbone name (MODEL.BACKBONE.NAME)")
+    parser.add_argument("--head", type=str, default="", help="name of the head")
+    parser.add_argument("--eval-only", action="store_true", help="evaluation only")
+    parser.add_argument("--model-dir", type=str, default="", help="load the model from this directory for eval-only")
+    parser.add_argument("--load-epoch", type=int, help="load the model weights saved at this epoch")
+    parser.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options (KEY VALUE)")
+    return parser
+
+
+def reset_cfg(cfg, args):
+    if args.root:
+        cfg.DATASET.ROOT = args.root
+    if args.output_dir:
+        cfg.OUTPUT_DIR = args.output_dir
+    if args.resume:
+        cfg.RESUME = args.resume
+    if args.seed is not None:
+        cfg.SEED = args.seed
+    if args.source_domains:
+        cfg.DATASET.SOURCE_DOMAINS = args.source_domains
+    if args.target_domains:
+        cfg.DATASET.TARGET_DOMAINS = args.target_domains
+    if args.transforms:
+        cfg.INPUT.TRANSFORMS = args.transforms
+    if args.trainer:
+        cfg.TRAINER.NAME = args.trainer
+    if args.backbone:
+        cfg.MODEL.BACKBONE.NAME = args.backbone
+    if args.head:
+        cfg.MODEL.HEAD.NAME = args.head
+
+
+def _merge(source, merge):
+    try:
+        merge()
+    except KeyError as err:
+        raise SystemExit(
+            f"Config error in {source}: {err.args[0] if err.args else err}. "
+            "Every key must exist in Dassl's defaults or in trainers/config.py (extend_cfg); check the spelling."
+        ) from None
+
+
+def setup_cfg(args):
+    """Defaults -> extend_cfg -> dataset yaml -> trainer yaml -> CLI args -> opts -> freeze."""
+    cfg = get_cfg_default()
+    extend_cfg(cfg)
+    if args.dataset_config_file:
+        _merge(args.dataset_config_file, lambda: cfg.merge_from_file(args.dataset_config_file))
+    if args.config_file:
+        _merge(args.config_file, lambda: cfg.merge_from_file(args.config_file))
+    reset_cfg(cfg, args)
+    if args.opts and len(args.opts) % 2:
+        raise SystemExit(f"Config options must come in KEY VALUE pairs, got {args.opts}")
+    _merge("the command-line options", lambda: cfg.merge_from_list(args.opts or []))
+    cfg.freeze()
+    return cfg
+
+
+def print_args(args, cfg):
+    print("***************")
+    print("** Arguments **")
+    print("***************")
+    for key in sorted(args.__dict__):
+        print(f"{key}: {args.__dict__[key]}")
+    print("************")
+    print("** Config **")
+    print("************")
+    print(cfg)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    cfg = setup_cfg(args)
+    stdout = sys.stdout
+    try:
+        if cfg.SEED >= 0:
+            print(f"Setting fixed seed: {cfg.SEED}")
+            set_random_seed(cfg.SEED)
+        setup_logger(cfg.OUTPUT_DIR)
+        if torch.cuda.is_available() and cfg.USE_CUDA:
+            torch.backends.cudnn.benchmark = True
+        print_args(args, cfg)
+        print("Collecting env info ...")
+        print(f"** System info **\n{collect_env_info()}\n")
+        trainer = build_trainer(cfg)
+        if args.eval_only:
+            trainer.load_model(args.model_dir, epoch=args.load_epoch)
+            return trainer.test()
+        if not args.no_train:
+            trainer.train()
+        return trainer
+    finally:
+        if sys.stdout is not stdout:
+            sys.stdout.close()
+            sys.stdout = stdout
+
+
+if __name__ == "__main__":
+    main()

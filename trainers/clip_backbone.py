@@ -1,0 +1,137 @@
+"""Load OpenAI CLIP by name or file, offline-friendly, and build small random CLIPs for tests.
+
+Every model goes through `clip.model.build_model(state_dict)` and is returned in fp32, eval mode.
+Weights are looked up in this order: MODEL.BACKBONE.PATH if set, the project's shipped toy
+weights for "ToyCLIP-ViT", then `~/.cache/clip/<file>` (downloaded there when the network allows).
+"""
+import os
+import os.path as osp
+import warnings
+
+import torch
+
+with warnings.catch_warnings():
+    # clip-anytorch imports pkg_resources (setuptools < 81, pinned in requirements.txt).
+    warnings.simplefilter("ignore", UserWarning)
+    import clip
+    from clip.model import CLIP, build_model
+
+PROJECT_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SHIPPED_WEIGHTS = {"ToyCLIP-ViT": osp.join(PROJECT_ROOT, "weights", "toyclip_vit.pt")}
+DEFAULT_DOWNLOAD_ROOT = osp.expanduser("~/.cache/clip")
+
+
+class MissingWeightsError(FileNotFoundError):
+    """CLIP weights are not on disk and could not be downloaded."""
+
+
+def available_backbones():
+    return list(clip.clip._MODELS) + list(SHIPPED_WEIGHTS)
+
+
+def resolve_weights_file(name, path="", download_root=DEFAULT_DOWNLOAD_ROOT):
+    """The local file holding CLIP `name`'s weights, downloading it if needed and possible."""
+    if path:
+        path = osp.expanduser(path)
+        if not osp.isfile(path):
+            raise MissingWeightsError(
+                f"MODEL.BACKBONE.PATH points to {path!r}, which is not a file. "
+                "Set it to a CLIP checkpoint (an OpenAI .pt file or a state dict saved with torch.save)."
+            )
+        return path
+    if name in SHIPPED_WEIGHTS:
+        shipped = SHIPPED_WEIGHTS[name]
+        if not osp.isfile(shipped):
+            raise MissingWeightsError(
+                f"The toy CLIP weights {shipped} are missing. Regenerate them with "
+                "`python -m tools.pretrain_toy_clip` or restore the file from the repository."
+            )
+        return shipped
+    if name not in clip.clip._MODELS:
+        raise ValueError(
+            f"Unknown CLIP backbone {name!r}. Available: {', '.join(available_backbones())}; "
+            "or set MODEL.BACKBONE.PATH to a checkpoint file."
+        )
+    url = clip.clip._MODELS[name]
+    target = osp.join(download_root, osp.basename(url))
+    try:
+        return clip.clip._download(url, download_root)
+    except Exception as err:  # urllib, ssl, checksum or disk errors: all mean "no usable file"
+        raise MissingWeightsError(
+            f"CLIP weights for {name!r} are not available: expected the file {target} "
+            f"and downloading it from {url} failed ({type(err).__name__}: {err}). "
+            f"Download that URL on a machine with internet and copy the file to {target}, "
+            "or set MODEL.BACKBONE.PATH to where the file is."
+        ) from err
+
+
+def read_state_dict(path):
+    """A CLIP state dict from an OpenAI TorchScript archive or a plain `torch.save` file."""
+    try:
+        return torch.jit.load(path, map_location="cpu").state_dict()
+    except RuntimeError:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    return state
+
+
+def load_clip(name, path="", download_root=DEFAULT_DOWNLOAD_ROOT):
+    """Build CLIP `name` (or the checkpoint at `path`) in fp32 and eval mode."""
+    state_dict = read_state_dict(resolve_weights_file(name, path, download_root))
+    return build_model(dict(state_dict)).float().eval()
+
+
+def load_clip_from_cfg(cfg):
+    return load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH)
+
+
+def tiny_clip_state_dict(
+    embed_dim=32,
+    image_resolution=32,
+    vision_layers=2,
+    vision_width=64,
+    vision_patch_size=8,
+    context_length=77,
+    vocab_size=49408,
+    transformer_width=128,
+    transformer_layers=2,
+    seed=0,
+):
+    """A randomly initialised CLIP state dict of any size (ViT, or ModifiedResNet for a tuple of layers).
+
+    Head counts follow `build_model`'s rule (width // 64), so widths must be multiples of 64.
+    The values are rounded to fp16 so that `build_model` (which casts to fp16) loses nothing.
+    """
+    if vision_width % 64 or transformer_width % 64:
+        raise ValueError("vision_width and transformer_width must be multiples of 64 (CLIP uses width // 64 heads)")
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = CLIP(
+            embed_dim,
+            image_resolution,
+            vision_layers,
+            vision_width,
+            None if isinstance(vision_layers, (tuple, list)) else vision_patch_size,
+            context_length,
+            vocab_size,
+            transformer_width,
+            transformer_width // 64,
+            transformer_layers,
+        )
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return {k: v.half().float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+
+
+def tiny_clip(**kwargs):
+    """A small random CLIP built through the same `build_model` path as real weights, fp32, eval."""
+    return build_model(tiny_clip_state_dict(**kwargs)).float().eval()
+
+
+def save_tiny_clip(path, **kwargs):
+    """Write a small random CLIP state dict (fp16) to `path`; returns the path."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in tiny_clip_state_dict(**kwargs).items()}, path)
+    return path

@@ -63,7 +63,7 @@ def reset_cfg(cfg, args):
 def _merge(source, merge):
     try:
         merge()
-    except KeyError as err:
+    except (KeyError, AssertionError) as err:  # yacs raises either for a key it does not know
         raise SystemExit(
             f"Config error in {source}: {err.args[0] if err.args else err}. "
             "Every key must exist in Dassl's defaults or in trainers/config.py (extend_cfg); check the spelling."

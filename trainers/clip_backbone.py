@@ -7,6 +7,7 @@ weights for "ToyCLIP-ViT", then `~/.cache/clip/<file>` (downloaded there when th
 import os
 import os.path as osp
 import warnings
+import zipfile
 
 import torch
 
@@ -65,12 +66,21 @@ def resolve_weights_file(name, path="", download_root=DEFAULT_DOWNLOAD_ROOT):
         ) from err
 
 
+def is_torchscript_archive(path):
+    """OpenAI's released .pt files are TorchScript archives (a zip with a `code/` folder)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in name for name in archive.namelist())
+
+
 def read_state_dict(path):
     """A CLIP state dict from an OpenAI TorchScript archive or a plain `torch.save` file."""
-    try:
-        return torch.jit.load(path, map_location="cpu").state_dict()
-    except RuntimeError:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    if is_torchscript_archive(path):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # jit.load is deprecated, still the only reader
+            return torch.jit.load(path, map_location="cpu").state_dict()
+    state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     return state

@@ -5,6 +5,7 @@
         DATASET.NUM_SHOTS 16
 """
 import argparse
+import os
 import sys
 
 import torch
@@ -98,6 +99,18 @@ def print_args(args, cfg):
     print(cfg)
 
 
+def restore_stdout(console):
+    """Undo setup_logger: close its log file and give the console back (for in-process runs).
+
+    Dassl's Logger closes its console when it is garbage collected, so it gets a private one.
+    """
+    logger, sys.stdout = sys.stdout, console
+    logger.flush()
+    if getattr(logger, "file", None) is not None:
+        logger.file.close()
+    logger.console = open(os.devnull, "w")
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     cfg = setup_cfg(args)
@@ -121,8 +134,7 @@ def main(argv=None):
         return trainer
     finally:
         if sys.stdout is not stdout:
-            sys.stdout.close()
-            sys.stdout = stdout
+            restore_stdout(stdout)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ def build_dataset(cfg):
             f'Dataset "{cfg.DATASET.NAME}" is not registered. Registered datasets: {", ".join(sorted(avai))}. '
             "Import the module that defines it (train.py imports clip_datasets) or check DATASET.NAME."
         )
+    if cfg.VERBOSE:
+        print(f"Loading dataset: {cfg.DATASET.NAME}")
     return DATASET_REGISTRY.get(cfg.DATASET.NAME)(cfg)
 
 

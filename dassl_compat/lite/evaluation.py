@@ -111,4 +111,6 @@ class Classification:
 
 
 def build_evaluator(cfg, **kwargs):
+    if cfg.VERBOSE:
+        print(f"Loading evaluator: {cfg.TEST.EVALUATOR}")
     return EVALUATOR_REGISTRY.get(cfg.TEST.EVALUATOR)(cfg, **kwargs)

@@ -302,3 +302,15 @@ def test_openai_torchscript_archives_and_state_dicts_load_alike(tmp_path):
     assert loaded.visual.proj.dtype == torch.float32 and not loaded.training
     for key, value in model.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[key], value)
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_coop_trains_in_mixed_precision_with_fp32_parameters(run_train, tmp_path, data_root, tiny_clip_file,
+                                                             precision):
+    extra = ("TRAINER.COOP.PREC", precision)
+    args = folder_run_args(data_root, tiny_clip_file, tmp_path / precision, epochs=1)
+    args[args.index("TRAINER.COOP.PREC") + 1] = precision
+    trainer = run_train(args[:-2] + list(extra))
+    assert trainer.model.prompt_learner.ctx.dtype == torch.float32
+    assert trainer.grad_scaler.is_enabled() == (precision == "fp16")
+    assert "* accuracy:" in read_log(tmp_path / precision)

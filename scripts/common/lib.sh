@@ -1,0 +1,109 @@
+# Shared by the scripts in scripts/common (sourced, not run). The variables below are their whole interface.
+#
+# A method's entry points (scripts/<method>/*.sh) source their settings.sh, which sets:
+#   CFG_NODE      the method's config node: options go to TRAINER.<CFG_NODE>.*
+#   DEFAULT_CFG   the trainer config used when no CFG argument is given (configs/trainers/<TRAINER>/<CFG>.yaml)
+#   NCTX CSC CTP  TRAINER.<CFG_NODE>.{N_CTX,CSC,CLASS_TOKEN_POSITION}: each one that is set (non-empty) is
+#                 passed to train.py and names the run's variant folder (nctx16_cscFalse_ctpend)
+#   IMAGENET_OPTS extra "KEY VALUE ..." options for training on ImageNet
+# The user may set:
+#   DATA          the datasets' root folder (required)
+#   CLIP_PATH     a CLIP checkpoint file, passed as MODEL.BACKBONE.PATH (default: ~/.cache/clip)
+#   SEEDS         default "1 2 3"
+#   OUTPUT        the output root, default "output" (relative to the repository)
+#   EXTRA_OPTS    more "KEY VALUE ..." options for train.py
+#   LOAD_EPOCH    the epoch whose checkpoint evaluation scripts load (default: the config's MAX_EPOCH)
+#   DRY_RUN=1     print the train.py commands instead of running them
+set -euo pipefail
+: "${CFG_NODE:?is set by scripts/<method>/settings.sh: run an entry point such as scripts/dpt/main.sh}"
+: "${DEFAULT_CFG:?is set by scripts/<method>/settings.sh}"
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+SEEDS="${SEEDS:-1 2 3}"
+OUTPUT="${OUTPUT:-output}"
+
+usage_error() {
+    echo "Usage: $1" >&2
+    exit 2
+}
+
+# DATA and CLIP_PATH as absolute paths (the scripts run train.py from the repository root).
+require_data() {
+    if [ -z "${DATA:-}" ]; then
+        echo "DATA is not set: export DATA=/path/to/datasets (the folder holding imagenet/, caltech-101/, ...;" \
+             "see DATASETS.md), then run the script again." >&2
+        exit 1
+    fi
+    if [ ! -d "${DATA}" ]; then
+        echo "DATA=${DATA} is not a folder." >&2
+        exit 1
+    fi
+    DATA="$(cd "${DATA}" && pwd)"
+    if [ -n "${CLIP_PATH:-}" ]; then
+        if [ ! -f "${CLIP_PATH}" ]; then
+            echo "CLIP_PATH=${CLIP_PATH} is not a file." >&2
+            exit 1
+        fi
+        CLIP_PATH="$(cd "$(dirname "${CLIP_PATH}")" && pwd)/$(basename "${CLIP_PATH}")"
+    fi
+    cd "${REPO_ROOT}"
+}
+
+# Sets CONFIG_FILE and DATASET_FILE from a trainer config name and a dataset name, checking both exist.
+resolve_configs() {
+    local trainer="$1" cfg="$2" dataset="$3"
+    CONFIG_FILE="configs/trainers/${trainer}/${cfg}.yaml"
+    DATASET_FILE="configs/datasets/${dataset}.yaml"
+    [ -f "${CONFIG_FILE}" ] || { echo "No trainer config ${CONFIG_FILE}" >&2; exit 1; }
+    [ -f "${DATASET_FILE}" ] || { echo "No dataset config ${DATASET_FILE} (names: configs/datasets/*.yaml)" >&2; exit 1; }
+}
+
+# Sets VARIANT_TAG (e.g. nctx16_cscFalse_ctpend; empty for a method without these options, such as
+# CoCoOp, whose run folders then have no variant level, as in CoOp's scripts), VARIANT_DIR (the
+# folder level: "<VARIANT_TAG>/" or nothing) and COMMON_OPTS (the variant's options, the CLIP file and
+# EXTRA_OPTS, as an array of KEY VALUE words).
+variant_options() {
+    local parts=()
+    COMMON_OPTS=()
+    if [ -n "${NCTX:-}" ]; then parts+=("nctx${NCTX}"); COMMON_OPTS+=("TRAINER.${CFG_NODE}.N_CTX" "${NCTX}"); fi
+    if [ -n "${CSC:-}" ]; then parts+=("csc${CSC}"); COMMON_OPTS+=("TRAINER.${CFG_NODE}.CSC" "${CSC}"); fi
+    if [ -n "${CTP:-}" ]; then
+        parts+=("ctp${CTP}")
+        COMMON_OPTS+=("TRAINER.${CFG_NODE}.CLASS_TOKEN_POSITION" "${CTP}")
+    fi
+    VARIANT_TAG="$(IFS=_; echo "${parts[*]:-}")"
+    VARIANT_DIR="${VARIANT_TAG:+${VARIANT_TAG}/}"
+    if [ -n "${CLIP_PATH:-}" ]; then COMMON_OPTS+=("MODEL.BACKBONE.PATH" "${CLIP_PATH}"); fi
+    local extra=()
+    read -r -a extra <<< "${EXTRA_OPTS:-}"
+    COMMON_OPTS+=("${extra[@]}")
+}
+
+# Sets DATASET_OPTS: IMAGENET_OPTS when training on ImageNet, else nothing.
+dataset_options() {
+    DATASET_OPTS=()
+    if [ "$1" = "imagenet" ]; then read -r -a DATASET_OPTS <<< "${IMAGENET_OPTS:-}"; fi
+}
+
+# The epoch of the checkpoints to evaluate: LOAD_EPOCH, or OPTIM.MAX_EPOCH of the trainer config.
+load_epoch() {
+    if [ -n "${LOAD_EPOCH:-}" ]; then echo "${LOAD_EPOCH}"; return; fi
+    awk '/^[[:space:]]+MAX_EPOCH:/ {print $2; exit}' "${CONFIG_FILE}"
+}
+
+# True (0) when a run folder exists: the run is skipped, as in CoOp's scripts.
+already_done() {
+    if [ -d "$1" ]; then
+        echo "Results are available in $1. Skip this job"
+        return 0
+    fi
+    return 1
+}
+
+run_train() {
+    if [ "${DRY_RUN:-0}" = "1" ]; then
+        echo "python train.py $*"
+    else
+        python train.py "$@"
+    fi
+}

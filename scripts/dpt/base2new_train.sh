@@ -1,0 +1,5 @@
+#!/bin/bash
+# DPT: base-to-new: train on the base classes.
+# Usage: bash scripts/dpt/base2new_train.sh DATASET [CFG] [SHOTS=16]
+source "$(dirname "$0")/settings.sh"
+exec bash "$(dirname "$0")/../common/base2new_train.sh" DPT "$@"

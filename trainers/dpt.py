@@ -1,0 +1,175 @@
+"""DPT: dual-modality prompt tuning = CoOp text prompts + deep visual prompts + class-aware visual prompts.
+
+Xing et al., "Dual Modality Prompt Tuning for Vision-Language Pre-Trained Model", IEEE TMM 2023
+(arXiv 2208.08340); reference implementation github.com/fanrena/DPT (`trainers/DPT.py`). Our default
+configuration computes the same function as that code (DPT_SPEC); its defects we fix are listed in
+docs/DPT.md (notably: the auxiliary loss is 0, not NaN, when no label is among the top K classes).
+
+Blocks 0..BOTTOMLIMIT-2 of the ViT get ordinary deep visual prompts; blocks BOTTOMLIMIT-1..depth-1 get
+class-aware prompts (`cavpt.py`) generated from the learned text features of the K = min(CPN, C)
+classes that the frozen zero-shot CLIP ranks highest for the image. Each class-aware prompt also
+predicts the class through an auxiliary classifier, trained with weight ALPHA on the prompts whose
+selected class is the label. The loss adds that term to VLP's guidance loss (`vlp.py`).
+"""
+import torch
+import torch.nn.functional as F
+
+from dassl_compat import TRAINER_REGISTRY
+
+from .cavpt import ClassAwarePrompts
+from .visual import PromptedViT, run_block_with_prompts
+from .vlp import VLP, VLPCLIP
+
+
+class DPTCLIP(VLPCLIP):
+    """VLP's model with class-aware visual prompts in the top blocks.
+
+    Args (besides VLPCLIP's):
+        bottom_limit: BL in 1..depth; blocks BL-1..depth-1 are class-aware, the ones below get deep prompts.
+        n_class_prompts: CPN; K = min(CPN, C) classes are selected per image.
+        n_extra_tokens, attn_dim: CAVPT's learnable key/value tokens and its query/key dimension.
+
+    Outputs (`forward`, besides VLP's): `aux_logits` [L_ca, K, B, C] (one entry per class-aware block)
+    and `class_indices` [B, K] (the selected classes, best first).
+    """
+
+    needs_zero_shot_image_at_inference = True
+
+    def __init__(
+        self,
+        clip_model,
+        classnames,
+        dataset_name,
+        n_ctx=16,
+        ctx_init="",
+        csc=False,
+        class_token_position="end",
+        n_visual_tokens=10,
+        bottom_limit=12,
+        n_class_prompts=10,
+        n_extra_tokens=10,
+        attn_dim=32,
+    ):
+        depth = PromptedViT(clip_model.visual).depth  # raises for a non-ViT backbone
+        if not 1 <= bottom_limit <= depth:
+            raise ValueError(
+                f"BOTTOMLIMIT must be in 1..{depth} (the ViT's depth) so that at least one block is "
+                f"class-aware, got {bottom_limit}"
+            )
+        super().__init__(
+            clip_model,
+            classnames,
+            dataset_name,
+            n_ctx,
+            ctx_init,
+            csc,
+            class_token_position,
+            n_visual_tokens,
+            n_visual_blocks=bottom_limit - 1,
+        )
+        self.n_class_prompts = min(n_class_prompts, len(classnames))
+        self.cavpt = ClassAwarePrompts(
+            depth - (bottom_limit - 1),
+            self.image_encoder.output_dim,
+            self.image_encoder.width,
+            len(classnames),
+            n_extra_tokens,
+            attn_dim,
+        )
+
+    @torch.no_grad()
+    def select_classes(self, zero_shot_image_features):
+        """Top-K classes [B, K] of the frozen zero-shot classifier (template text features), best first."""
+        logits = self.logit_scale.exp() * zero_shot_image_features @ self.template_text_features.t()
+        return logits.topk(self.n_class_prompts, dim=-1).indices
+
+    def encode_prompted_image(self, images, text_features, zero_shot_image_features):
+        """Image features [B, E] with deep prompts below BOTTOMLIMIT and class-aware prompts above.
+
+        text_features [C, E]: the learned (unnormalised, not detached) text features that feed CAVPT.
+        """
+        class_indices = self.select_classes(zero_shot_image_features)  # [B, K]
+        selected_text = text_features[class_indices]  # [B, K, E]
+        deep_prompts = self.visual_prompts()  # [BL - 1, P, D]
+        n_deep = deep_prompts.shape[0]
+        aux_logits = []
+        x = self.image_encoder.embed(images)  # [N, B, D]
+        for index, block in enumerate(self.image_encoder.blocks):
+            if index < n_deep:
+                prompts = deep_prompts[index]
+            else:
+                prompts, block_aux_logits = self.cavpt[index - n_deep](x, selected_text)  # [K, B, D], [K, B, C]
+                aux_logits.append(block_aux_logits)
+            x = run_block_with_prompts(block, x, prompts)
+        outputs = {"aux_logits": torch.stack(aux_logits), "class_indices": class_indices}
+        return self.image_encoder.project(x), outputs
+
+
+def auxiliary_loss(aux_logits, class_indices, labels):
+    """CAVPT's auxiliary loss: C-way CE of the prompts whose selected class is the label.
+
+    aux_logits [L, K, B, C], class_indices [B, K], labels [B]. The mean is over the kept
+    (block, sample, prompt) rows; with none kept the loss is 0 (upstream: NaN), still attached to the
+    graph. Returns (loss, number of kept rows).
+    """
+    n_blocks, n_prompts, batch_size, _ = aux_logits.shape
+    rows = aux_logits.permute(2, 0, 1, 3)  # [B, L, K, C]
+    keep = (class_indices == labels.unsqueeze(1)).unsqueeze(1).expand(-1, n_blocks, -1)  # [B, L, K]
+    kept_logits = rows[keep]  # [R, C]
+    if kept_logits.shape[0] == 0:
+        return kept_logits.sum(), 0
+    kept_labels = labels.view(batch_size, 1, 1).expand(-1, n_blocks, n_prompts)[keep]
+    return F.cross_entropy(kept_logits, kept_labels), kept_logits.shape[0]
+
+
+@TRAINER_REGISTRY.register()
+class DPT(VLP):
+    """Dual-modality prompt tuning (TRAINER.DPT): VLP's trainer plus CAVPT and its auxiliary loss.
+
+    CAVPT trains with OPTIM like the visual prompts. Its auxiliary classifier is per class, so it is
+    dropped when prompts are loaded for another class set (as are the prompt learner's class buffers).
+    """
+
+    config_node = "DPT"
+    class_dependent_keys = ("token_prefix", "token_suffix", "aux_classifier")
+
+    def check_method_cfg(self, node):
+        super().check_method_cfg(node)
+        name = f"TRAINER.{self.config_node}"
+        if node.BOTTOMLIMIT < 1:
+            raise ValueError(f"{name}.BOTTOMLIMIT must be in 1..depth of the ViT, got {node.BOTTOMLIMIT}")
+        if node.CPN < 1 or node.CAVPT_EXTRA_TOKENS < 0 or node.CAVPT_ATTN_DIM < 1:
+            raise ValueError(
+                f"{name}.CPN must be >= 1, CAVPT_EXTRA_TOKENS >= 0 and CAVPT_ATTN_DIM >= 1; got {node.CPN}, "
+                f"{node.CAVPT_EXTRA_TOKENS}, {node.CAVPT_ATTN_DIM}"
+            )
+
+    def build_clip_model(self, clip_model):
+        node = self.method_cfg
+        return DPTCLIP(
+            clip_model,
+            self.dm.dataset.classnames,
+            self.cfg.DATASET.NAME,
+            bottom_limit=node.BOTTOMLIMIT,
+            n_class_prompts=node.CPN,
+            n_extra_tokens=node.CAVPT_EXTRA_TOKENS,
+            attn_dim=node.CAVPT_ATTN_DIM,
+            **self.model_kwargs(),
+        )
+
+    def register_trainable_modules(self):
+        """Visual prompts and CAVPT with OPTIM; the text context with TEXT_LR and TEXT_WARMUP_EPOCH."""
+        self.register_trainable("visual_prompts", self.model.visual_prompts, self.cfg.OPTIM)
+        self.register_trainable("cavpt", self.model.cavpt, self.cfg.OPTIM)
+        self.register_trainable("prompt_learner", self.model.prompt_learner, self.text_optim_cfg())
+
+    def compute_loss(self, outputs, labels):
+        """Guidance loss + ALPHA * auxiliary loss; returns (loss, components)."""
+        loss, components = super().compute_loss(outputs, labels)
+        aux_loss, n_kept = self.auxiliary_loss(outputs, labels)
+        components.update(aux_ce=aux_loss.detach(), aux_rows_kept=n_kept)
+        return loss + self.method_cfg.ALPHA * aux_loss, components
+
+    def auxiliary_loss(self, outputs, labels):
+        """(loss, rows kept) of CAVPT's auxiliary classifier; override to change it."""
+        return auxiliary_loss(outputs["aux_logits"], outputs["class_indices"], labels)

@@ -1,0 +1,112 @@
+"""Prompted forward of CLIP's Vision Transformer: deep visual prompts (VPT-deep) and per-block prompts.
+
+Deep visual prompt tuning follows Jia et al., "Visual Prompt Tuning" (ECCV 2022), in the variant that
+DPT (Xing et al., "Dual Modality Prompt Tuning for Vision-Language Pre-Trained Model", IEEE TMM 2023;
+reference implementation github.com/fanrena/DPT) builds on: before each transformer block, P prompt
+tokens are appended at the END of the sequence (after CLS and patches, after `ln_pre`, without
+positional embedding), the block runs, and the last P tokens are dropped, so every block sees fresh
+prompts.
+
+The forward reuses CLIP's own modules and weights (`clip_model.visual`): nothing is copied, so the
+prompted encoder with no prompts computes exactly CLIP's `encode_image`. Tokens are sequence-first,
+as in CLIP: x is [N, B, D] with N = 1 + number of patches, D the ViT width.
+"""
+import torch
+import torch.nn as nn
+
+
+def run_block_with_prompts(block, x, prompts=None):
+    """Run one CLIP residual block on x [N, B, D] with prompt tokens appended, then drop them.
+
+    prompts: None, [P, D] (shared by the batch) or [P, B, D] (per sample). Returns [N, B, D].
+    """
+    if prompts is None:
+        return block(x)
+    if prompts.dim() == 2:
+        prompts = prompts.unsqueeze(1).expand(-1, x.shape[1], -1)
+    n_tokens = x.shape[0]
+    x = torch.cat([x, prompts.to(x.dtype)], dim=0)  # [N + P, B, D]
+    return block(x)[:n_tokens]
+
+
+class PromptedViT(nn.Module):
+    """CLIP's ViT image encoder, run block by block so that prompt tokens can join each block.
+
+    Holds a reference to `clip_model.visual` (frozen by the owner); `forward(images)` without prompts
+    equals `clip_model.encode_image(images)`.
+    """
+
+    def __init__(self, clip_visual):
+        super().__init__()
+        if not hasattr(clip_visual, "transformer") or not hasattr(clip_visual, "class_embedding"):
+            raise ValueError(
+                "Visual prompts need a Vision Transformer CLIP backbone (ViT-B/32, ViT-B/16, ...); "
+                f"got {type(clip_visual).__name__}."
+            )
+        self.visual = clip_visual
+
+    @property
+    def depth(self):
+        """Number of transformer blocks."""
+        return len(self.visual.transformer.resblocks)
+
+    @property
+    def width(self):
+        """Token width D."""
+        return self.visual.conv1.out_channels
+
+    @property
+    def output_dim(self):
+        """Embedding dimension E of the projected image feature."""
+        return self.visual.output_dim
+
+    @property
+    def blocks(self):
+        return self.visual.transformer.resblocks
+
+    @property
+    def dtype(self):
+        return self.visual.conv1.weight.dtype
+
+    def embed(self, images):
+        """Images [B, 3, H, W] -> tokens [N, B, D]: patches, CLS, positional embedding, ln_pre."""
+        visual = self.visual
+        x = visual.conv1(images.to(self.dtype))  # [B, D, grid, grid]
+        x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)  # [B, grid**2, D]
+        cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)  # [B, N, D]
+        return visual.ln_pre(x).permute(1, 0, 2)  # [N, B, D]
+
+    def project(self, x):
+        """Tokens [N, B, D] -> image features [B, E]: ln_post of the CLS token, then the projection."""
+        features = self.visual.ln_post(x[0])
+        if self.visual.proj is not None:
+            features = features @ self.visual.proj
+        return features
+
+    def forward(self, images, deep_prompts=None):
+        """Image features [B, E].
+
+        deep_prompts: None or [L_p, P, D] with L_p <= depth; block i < L_p gets deep_prompts[i],
+        the remaining blocks run without prompts.
+        """
+        x = self.embed(images)
+        n_prompted = 0 if deep_prompts is None else deep_prompts.shape[0]
+        for index, block in enumerate(self.blocks):
+            x = run_block_with_prompts(block, x, deep_prompts[index] if index < n_prompted else None)
+        return self.project(x)
+
+
+class DeepVisualPrompts(nn.Module):
+    """Learnable deep visual prompts: `ctx` [n_blocks, n_tokens, width], initialised N(0, 0.02)."""
+
+    def __init__(self, n_blocks, n_tokens, width):
+        super().__init__()
+        if n_tokens < 1:
+            raise ValueError(f"The number of visual prompt tokens must be >= 1, got {n_tokens}")
+        self.ctx = nn.Parameter(torch.empty(n_blocks, n_tokens, width))
+        nn.init.normal_(self.ctx, std=0.02)
+
+    def forward(self):
+        """The prompts [n_blocks, n_tokens, width]."""
+        return self.ctx

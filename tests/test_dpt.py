@@ -394,15 +394,19 @@ def test_scripts_use_per_run_folders_skip_finished_runs_and_need_data(tmp_path):
     missing = run_script("dpt/main.sh", "imagenet", "16")
     assert missing.returncode == 1 and "DATA is not set" in missing.stderr
     output = tmp_path / "output"
-    (output / "imagenet/DPT/vit_b32_16shots/nctx16_cscFalse_ctpend/seed2").mkdir(parents=True)
+    finished = output / "imagenet/DPT/vit_b32_16shots/nctx16_cscFalse_ctpend/seed2"
+    finished.mkdir(parents=True)
+    (finished / "log.txt").write_text("=> result\n* total: 10\n* correct: 5\n* accuracy: 50.0%\n")
+    (output / "imagenet/DPT/vit_b32_16shots/nctx16_cscFalse_ctpend/seed3").mkdir()  # interrupted: runs again
     clip_file = tmp_path / "clip.pt"
     clip_file.write_bytes(b"")
     run = run_script("dpt/main.sh", "imagenet", "16", DATA=str(tmp_path), DRY_RUN="1", OUTPUT=str(output),
                      CLIP_PATH=str(clip_file))
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
-    assert len(lines) == 3 and "Results are available in" in lines[1] and lines[1].endswith("Skip this job")
-    for seed, line in ((1, lines[0]), (3, lines[2])):
+    assert len(lines) == 4 and "Results are available in" in lines[1] and lines[1].endswith("Skip this job")
+    assert "seed3 has no result yet" in lines[2]
+    for seed, line in ((1, lines[0]), (3, lines[3])):
         assert f"--output-dir {output}/imagenet/DPT/vit_b32_16shots/nctx16_cscFalse_ctpend/seed{seed}" in line
         assert "--trainer DPT --dataset-config-file configs/datasets/imagenet.yaml --config-file " \
                "configs/trainers/DPT/vit_b32.yaml" in line

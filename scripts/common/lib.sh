@@ -91,11 +91,16 @@ load_epoch() {
     awk '/^[[:space:]]+MAX_EPOCH:/ {print $2; exit}' "${CONFIG_FILE}"
 }
 
-# True (0) when a run folder exists: the run is skipped, as in CoOp's scripts.
+# True (0) when a run folder already holds a result (an accuracy line in one of its logs): the run
+# is skipped, as in CoOp's scripts. A folder without a result is an interrupted run: it runs again
+# and train.py resumes it from its last checkpoint (CoOp would skip it and lose the run).
 already_done() {
-    if [ -d "$1" ]; then
+    if [ -d "$1" ] && grep -qs '^\* accuracy:' "$1"/log.txt*; then
         echo "Results are available in $1. Skip this job"
         return 0
+    fi
+    if [ -d "$1" ]; then
+        echo "$1 has no result yet: running it again (training resumes from its last checkpoint)"
     fi
     return 1
 }

@@ -120,20 +120,27 @@ class PromptLearner(nn.Module):
         return self.assemble(ctx)
 
     def assemble(self, ctx):
-        """Place context vectors ctx [C, M, W] around each class name -> [C, L, W]."""
-        prefix, suffix = self.token_prefix, self.token_suffix
+        """Place context vectors ctx [..., C, M, W] around each class name -> prompts [..., C, L, W].
+
+        Leading dimensions are kept: CoCoOp passes one context per image, [B, C, M, W].
+        """
+        leading = ctx.shape[:-3]
+        prefix = self.token_prefix.expand(*leading, -1, -1, -1)  # [..., C, 1, W]
+        suffix = self.token_suffix.expand(*leading, -1, -1, -1)  # [..., C, L - 1 - M, W]
         if self.class_token_position == "end":
-            return torch.cat([prefix, ctx, suffix], dim=1)
+            return torch.cat([prefix, ctx, suffix], dim=-2)
         prompts = []
         half = self.n_ctx // 2
         for i, name_len in enumerate(self.name_lens):
-            class_tokens, rest = suffix[i : i + 1, :name_len], suffix[i : i + 1, name_len:]
+            class_i = (..., slice(i, i + 1), slice(None), slice(None))  # keeps the class dimension
+            ctx_i, prefix_i, suffix_i = ctx[class_i], prefix[class_i], suffix[class_i]
+            class_tokens, rest = suffix_i[..., :name_len, :], suffix_i[..., name_len:, :]
             if self.class_token_position == "middle":
-                parts = [prefix[i : i + 1], ctx[i : i + 1, :half], class_tokens, ctx[i : i + 1, half:], rest]
+                parts = [prefix_i, ctx_i[..., :half, :], class_tokens, ctx_i[..., half:, :], rest]
             else:
-                parts = [prefix[i : i + 1], class_tokens, ctx[i : i + 1], rest]
-            prompts.append(torch.cat(parts, dim=1))
-        return torch.cat(prompts, dim=0)
+                parts = [prefix_i, class_tokens, ctx_i, rest]
+            prompts.append(torch.cat(parts, dim=-2))
+        return torch.cat(prompts, dim=-3)
 
 
 class EvalTextCache:

@@ -1,0 +1,135 @@
+"""CoCoOp (Zhou et al., "Conditional Prompt Learning for Vision-Language Models", CVPR 2022): CoOp's
+learnable text context plus a small meta-network that turns each image's feature into a bias added
+to every context vector, so that every image gets its own prompts for all classes; CLIP stays frozen.
+
+Reference implementation: github.com/KaiyangZhou/CoOp (trainers/cocoop.py). Same parameters (names
+included: `prompt_learner.ctx`, `prompt_learner.meta_net.linear{1,2}`), same logits, loss and
+gradients. Differences: the model returns logits in training too (the reference returns the loss;
+the trainer computes the same cross-entropy and also logs accuracy); the B x C per-image prompts of
+a training batch go through the text encoder in one call instead of a loop over the images, encoded
+only up to the longest prompt (trainers/text.py); fp16 is autocast with fp32 parameters (trainers/base.py).
+"""
+from collections import OrderedDict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dassl_compat import (
+    TRAINER_REGISTRY,
+    build_lr_scheduler,
+    build_optimizer,
+    compute_accuracy,
+    load_pretrained_weights,
+)
+
+from .base import ClipPromptTrainer
+from .text import PromptLearner, TextEncoder
+
+
+class ConditionalPromptLearner(PromptLearner):
+    """CoOp's shared context ctx [M, W] shifted per image by a meta-net bias.
+
+    meta_net: Linear(E -> E // 16) -> ReLU -> Linear(E // 16 -> W) maps the L2-normalised image
+    feature [B, E] to a bias [B, W]; image b's context is ctx + bias_b for every class.
+    """
+
+    def __init__(self, classnames, clip_model, n_ctx=16, ctx_init=""):
+        super().__init__(classnames, clip_model, n_ctx=n_ctx, ctx_init=ctx_init)
+        image_dim = clip_model.visual.output_dim
+        hidden_dim = image_dim // 16
+        if hidden_dim < 1:
+            raise ValueError(f"CoCoOp's meta-net needs an image feature size of at least 16, got {image_dim}")
+        self.meta_net = nn.Sequential(
+            OrderedDict(
+                [
+                    ("linear1", nn.Linear(image_dim, hidden_dim)),
+                    ("relu", nn.ReLU(inplace=True)),
+                    ("linear2", nn.Linear(hidden_dim, self.ctx.shape[-1])),
+                ]
+            )
+        )
+
+    def forward(self, image_features):
+        """Normalised image features [B, E] -> per-image prompt embeddings [B, C, L, W]."""
+        bias = self.meta_net(image_features)  # [B, W]
+        ctx = self.ctx.unsqueeze(0) + bias.unsqueeze(1)  # [B, M, W]
+        return self.assemble(ctx.unsqueeze(1).expand(-1, self.n_cls, -1, -1))  # ctx [B, C, M, W]
+
+
+class CoCoOpCLIP(nn.Module):
+    """CLIP whose class text features are conditioned on each image.
+
+    logits[b, c] = 100 * cos(image b, text of class c under image b's prompts).
+    """
+
+    def __init__(self, cocoop_cfg, classnames, clip_model):
+        super().__init__()
+        self.prompt_learner = ConditionalPromptLearner(
+            classnames, clip_model, n_ctx=cocoop_cfg.N_CTX, ctx_init=cocoop_cfg.CTX_INIT
+        )
+        self.image_encoder = clip_model.visual
+        self.text_encoder = TextEncoder(clip_model)
+        self.logit_scale = clip_model.logit_scale
+
+    def text_features(self, image_features, images_per_call=None):
+        """Unnormalised text features [B, C, E] of each image's prompts, from normalised image features [B, E].
+
+        The prompts of `images_per_call` images (default: the whole batch) are flattened to
+        [images_per_call * C, L, W] and encoded in one text-encoder call.
+        """
+        prompts = self.prompt_learner(image_features)  # [B, C, L, W]
+        n_images, n_cls, length, width = prompts.shape
+        eot_indices = self.prompt_learner.eot_indices  # [C]
+        features = []
+        for chunk in prompts.split(images_per_call or n_images):
+            chunk_images = chunk.shape[0]
+            encoded = self.text_encoder(chunk.reshape(-1, length, width), eot_indices.repeat(chunk_images))
+            features.append(encoded.view(chunk_images, n_cls, -1))  # [b, C, E]
+        return torch.cat(features)
+
+    def forward(self, image, images_per_call=None):
+        """Images [B, 3, H, W] -> logits [B, C] (fp32)."""
+        image_features = F.normalize(self.image_encoder(image).float(), dim=-1)  # [B, E]
+        text_features = F.normalize(self.text_features(image_features, images_per_call).float(), dim=-1)
+        cosine = (text_features * image_features.unsqueeze(1)).sum(dim=-1)  # [B, C], fp32 under autocast too
+        return self.logit_scale.exp() * cosine
+
+
+@TRAINER_REGISTRY.register()
+class CoCoOp(ClipPromptTrainer):
+    """Trains the context and the meta-net (the prompt learner) with cross-entropy."""
+
+    config_node = "COCOOP"
+    class_dependent_keys = ("token_prefix", "token_suffix")
+    # Evaluation encodes at most this many prompts per text-encoder call (at least one image's C),
+    # which bounds memory for 1000-class ImageNet at test batch 100 (100,000 prompts otherwise).
+    eval_prompts_per_call = 10_000
+
+    def build_model(self):
+        cfg = self.cfg
+        clip_model = self.load_clip()
+        print("Building custom CLIP")
+        self.model = CoCoOpCLIP(cfg.TRAINER.COCOOP, self.dm.dataset.classnames, clip_model)
+        self.freeze_all_but(self.model, ["prompt_learner"])
+        if cfg.MODEL.INIT_WEIGHTS:
+            load_pretrained_weights(self.model.prompt_learner, cfg.MODEL.INIT_WEIGHTS)
+        self.model.to(self.device)
+        self.log_trainable_parameters(self.model)
+        self.optim = build_optimizer(self.model.prompt_learner, cfg.OPTIM)
+        self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
+        self.register_model("prompt_learner", self.model.prompt_learner, self.optim, self.sched)
+
+    def forward_backward(self, batch):
+        image, label = self.parse_batch_train(batch)
+        with self.autocast():
+            output = self.model(image)
+        loss = F.cross_entropy(output, label)
+        self.model_backward_and_update(loss)
+        self.step_lr_at_epoch_end()
+        return {"loss": loss.item(), "acc": compute_accuracy(output, label)[0].item()}
+
+    def model_inference(self, input):
+        images_per_call = max(1, self.eval_prompts_per_call // self.num_classes)
+        with self.autocast():
+            return self.model(input, images_per_call=images_per_call)

@@ -5,6 +5,8 @@
         DATASET.NUM_SHOTS 16
 """
 import argparse
+import importlib
+import importlib.util
 import os
 import sys
 
@@ -34,6 +36,14 @@ def build_parser():
     parser.add_argument("--model-dir", type=str, default="", help="load the model from this directory for eval-only")
     parser.add_argument("--load-epoch", type=int, help="load the model weights saved at this epoch")
     parser.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a module or .py file that registers your own trainers or datasets first; "
+        "its extend_cfg(cfg), if it has one, adds config keys (repeatable)",
+    )
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options (KEY VALUE)")
     return parser
 
@@ -71,10 +81,33 @@ def _merge(source, merge):
         ) from None
 
 
-def setup_cfg(args):
-    """Defaults -> extend_cfg -> dataset yaml -> trainer yaml -> CLI args -> opts -> freeze."""
+def import_plugin(name):
+    """Import a plugin by module name (from the working directory too) or by .py file path."""
+    if name.endswith(".py"):
+        if not os.path.isfile(name):
+            raise SystemExit(f"--plugin {name}: no such file")
+        module_name = os.path.splitext(os.path.basename(name))[0]
+        loaded = sys.modules.get(module_name)
+        if loaded is not None and getattr(loaded, "__file__", None) == os.path.abspath(name):
+            return loaded  # already imported (and its trainers registered) in this process
+        spec = importlib.util.spec_from_file_location(module_name, os.path.abspath(name))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+        return module
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    return importlib.import_module(name)
+
+
+def setup_cfg(args, plugins=()):
+    """Defaults -> extend_cfg (ours, then the plugins') -> dataset yaml -> trainer yaml -> CLI args
+    -> opts -> freeze."""
     cfg = get_cfg_default()
     extend_cfg(cfg)
+    for plugin in plugins:
+        if hasattr(plugin, "extend_cfg"):
+            plugin.extend_cfg(cfg)
     if args.dataset_config_file:
         _merge(args.dataset_config_file, lambda: cfg.merge_from_file(args.dataset_config_file))
     if args.config_file:
@@ -113,7 +146,8 @@ def restore_stdout(console):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    cfg = setup_cfg(args)
+    plugins = [import_plugin(name) for name in args.plugin]
+    cfg = setup_cfg(args, plugins)
     stdout = sys.stdout
     try:
         if cfg.SEED >= 0:

@@ -15,15 +15,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dassl_compat import (
-    TRAINER_REGISTRY,
-    build_lr_scheduler,
-    build_optimizer,
-    compute_accuracy,
-    load_pretrained_weights,
-)
+from dassl_compat import TRAINER_REGISTRY
 
-from .base import ClipPromptTrainer
+from .coop import CoOp
 from .text import PromptLearner, TextEncoder
 
 
@@ -97,37 +91,14 @@ class CoCoOpCLIP(nn.Module):
 
 
 @TRAINER_REGISTRY.register()
-class CoCoOp(ClipPromptTrainer):
-    """Trains the context and the meta-net (the prompt learner) with cross-entropy."""
+class CoCoOp(CoOp):
+    """Trains the context and the meta-net (the prompt learner) with cross-entropy, as CoOp does."""
 
     config_node = "COCOOP"
-    class_dependent_keys = ("token_prefix", "token_suffix")
+    model_class = CoCoOpCLIP
     # Evaluation encodes at most this many prompts per text-encoder call (at least one image's C),
     # which bounds memory for 1000-class ImageNet at test batch 100 (100,000 prompts otherwise).
     eval_prompts_per_call = 10_000
-
-    def build_model(self):
-        cfg = self.cfg
-        clip_model = self.load_clip()
-        print("Building custom CLIP")
-        self.model = CoCoOpCLIP(cfg.TRAINER.COCOOP, self.dm.dataset.classnames, clip_model)
-        self.freeze_all_but(self.model, ["prompt_learner"])
-        if cfg.MODEL.INIT_WEIGHTS:
-            load_pretrained_weights(self.model.prompt_learner, cfg.MODEL.INIT_WEIGHTS)
-        self.model.to(self.device)
-        self.log_trainable_parameters(self.model)
-        self.optim = build_optimizer(self.model.prompt_learner, cfg.OPTIM)
-        self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
-        self.register_model("prompt_learner", self.model.prompt_learner, self.optim, self.sched)
-
-    def forward_backward(self, batch):
-        image, label = self.parse_batch_train(batch)
-        with self.autocast():
-            output = self.model(image)
-        loss = F.cross_entropy(output, label)
-        self.model_backward_and_update(loss)
-        self.step_lr_at_epoch_end()
-        return {"loss": loss.item(), "acc": compute_accuracy(output, label)[0].item()}
 
     def model_inference(self, input):
         images_per_call = max(1, self.eval_prompts_per_call // self.num_classes)

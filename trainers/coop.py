@@ -56,12 +56,13 @@ class CoOp(ClipPromptTrainer):
 
     config_node = "COOP"
     class_dependent_keys = ("token_prefix", "token_suffix")
+    model_class = CoOpCLIP  # built as model_class(cfg.TRAINER.<config_node>, classnames, clip_model)
 
     def build_model(self):
         cfg = self.cfg
         clip_model = self.load_clip()
         print("Building custom CLIP")
-        self.model = CoOpCLIP(cfg.TRAINER.COOP, self.dm.dataset.classnames, clip_model)
+        self.model = self.model_class(self.method_cfg, self.dm.dataset.classnames, clip_model)
         self.freeze_all_but(self.model, ["prompt_learner"])
         if cfg.MODEL.INIT_WEIGHTS:
             load_pretrained_weights(self.model.prompt_learner, cfg.MODEL.INIT_WEIGHTS)

@@ -18,7 +18,7 @@ CUSTOM_TEMPLATES = {
     "ImageNetV2": "a photo of a {}.",
     "ImageNetA": "a photo of a {}.",
     "ImageNetR": "a photo of a {}.",
-    "ToyShapes": "a photo of a {}.",
+    "ToyClutter": "a photo of a {}.",
     "ToyTextures": "a photo of a {}.",
 }
 

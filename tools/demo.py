@@ -1,0 +1,81 @@
+"""The offline demo: zero-shot CLIP, CoOp and DPT side by side on a toy dataset with the shipped toy
+CLIP, then the results table. Runs on a laptop CPU in a few minutes, with no download.
+
+    python -m tools.demo                       # ToyClutter, 4 shots, seed 1
+    python -m tools.demo --dataset toy_textures --shots 8 --trainers ZeroshotCLIP CoOp VPT DPT
+
+Each run is an ordinary train.py run (configs/trainers/<TRAINER>/toy.yaml) whose folder follows the
+scripts' layout, so `dpt-results few-shot <output>` reads them; a finished run is not run again.
+"""
+import argparse
+import contextlib
+import io
+import os.path as osp
+import sys
+import time
+from pathlib import Path
+
+from tools import parse_results
+from tools.results_common import run_accuracy
+
+CONFIG = "toy"
+ZERO_SHOT = ("ZeroshotCLIP", "ZeroshotCLIP2")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="toy_clutter", help="dataset config stem (configs/datasets/<stem>.yaml)")
+    parser.add_argument("--shots", type=int, default=4, help="training images per class")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--trainers", nargs="+", default=["ZeroshotCLIP", "CoOp", "DPT"])
+    parser.add_argument("--data", default="data", help="where the toy datasets are (generated there if missing)")
+    parser.add_argument("--output", default=osp.join("output", "demo"), help="output root of the runs")
+    parser.add_argument("--verbose", action="store_true", help="show every run's log, not one line per run")
+    return parser
+
+
+def run_folder(output, dataset, trainer, shots, seed):
+    """The scripts' layout: <output>/<dataset>/<TRAINER>/toy_<K>shots/seed<S> (zero-shot: toy/seed<S>)."""
+    setting = CONFIG if trainer in ZERO_SHOT else f"{CONFIG}_{shots}shots"
+    return osp.join(output, dataset, trainer, setting, f"seed{seed}")
+
+
+def train_args(args, trainer, out_dir):
+    config_trainer = "CoOp" if trainer in ZERO_SHOT else trainer
+    argv = ["--eval-only"] if trainer in ZERO_SHOT else []
+    return argv + [
+        "--root", args.data,
+        "--seed", str(args.seed),
+        "--trainer", trainer,
+        "--dataset-config-file", osp.join("configs", "datasets", f"{args.dataset}.yaml"),
+        "--config-file", osp.join("configs", "trainers", config_trainer, f"{CONFIG}.yaml"),
+        "--output-dir", out_dir,
+        "DATASET.NUM_SHOTS", str(args.shots),
+    ]
+
+
+def main(argv=None):
+    import train
+
+    args = build_parser().parse_args(argv)
+    for trainer in args.trainers:
+        out_dir = run_folder(args.output, args.dataset, trainer, args.shots, args.seed)
+        accuracy = run_accuracy(Path(out_dir)) if osp.isdir(out_dir) else None
+        if accuracy is None:
+            start = time.time()
+            with contextlib.ExitStack() as quiet:
+                if not args.verbose:  # the run's log still goes to <out_dir>/log.txt
+                    quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
+                    quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
+                train.main(train_args(args, trainer, out_dir))
+            accuracy = run_accuracy(Path(out_dir))
+            took = f"{time.time() - start:.0f} s"
+        else:
+            took = "done before"
+        print(f"{trainer:>13}  {args.dataset} {args.shots}-shot seed {args.seed}: {accuracy:.1f}%  ({took}; {out_dir})")
+    print()
+    return parse_results.main(["few-shot", args.output, "--dataset", args.dataset])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,7 +1,7 @@
 """The offline demo: zero-shot CLIP, CoOp and DPT side by side on a toy dataset with the shipped toy
 CLIP, then the results table. Runs on a laptop CPU in a few minutes, with no download.
 
-    python -m tools.demo                       # ToyClutter, 4 shots, seed 1
+    python -m tools.demo                       # ToyClutter, 16 shots, seed 1
     python -m tools.demo --dataset toy_textures --shots 8 --trainers ZeroshotCLIP CoOp VPT DPT
 
 Each run is an ordinary train.py run (configs/trainers/<TRAINER>/toy.yaml) whose folder follows the
@@ -25,7 +25,7 @@ ZERO_SHOT = ("ZeroshotCLIP", "ZeroshotCLIP2")
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="toy_clutter", help="dataset config stem (configs/datasets/<stem>.yaml)")
-    parser.add_argument("--shots", type=int, default=4, help="training images per class")
+    parser.add_argument("--shots", type=int, default=16, help="training images per class")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--trainers", nargs="+", default=["ZeroshotCLIP", "CoOp", "DPT"])
     parser.add_argument("--data", default="data", help="where the toy datasets are (generated there if missing)")

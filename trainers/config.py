@@ -28,7 +28,7 @@ def extend_cfg(cfg):
     cfg.TRAINER.ZSCLIP = CN()
     cfg.TRAINER.ZSCLIP.PREC = "fp32"
 
-    # DPT / VLP / VPT (docs/DPT.md). Defaults are the values of the reference run script
+    # DPT / VLP / VPT (README, "DPT"). Defaults are the values of the reference run script
     # (github.com/fanrena/DPT); values hard-coded there are keys here, with that value as default.
     cfg.TRAINER.DPT = CN()
     _add_text_prompt_keys(cfg.TRAINER.DPT)

@@ -3,7 +3,7 @@
 Xing et al., "Dual Modality Prompt Tuning for Vision-Language Pre-Trained Model", IEEE TMM 2023
 (arXiv 2208.08340); reference implementation github.com/fanrena/DPT (`trainers/DPT.py`). Our default
 configuration computes the same function as that code (DPT_SPEC); its defects we fix are listed in
-docs/DPT.md (notably: the auxiliary loss is 0, not NaN, when no label is among the top K classes).
+the README (notably: the auxiliary loss is 0, not NaN, when no label is among the top K classes).
 
 Blocks 0..BOTTOMLIMIT-2 of the ViT get ordinary deep visual prompts; blocks BOTTOMLIMIT-1..depth-1 get
 class-aware prompts (`cavpt.py`) generated from the learned text features of the K = min(CPN, C)

@@ -23,11 +23,11 @@ TRAINER_REGISTRY = Registry("TRAINER")
 
 
 def build_trainer(cfg):
-    if cfg.TRAINER.NAME not in TRAINER_REGISTRY:
-        TRAINER_REGISTRY.get(cfg.TRAINER.NAME)  # raises with the "do you mean" hint
+    """The registered trainer TRAINER.NAME, built with `cfg` (an unknown name lists close matches)."""
+    trainer_class = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
     if cfg.VERBOSE:
         print(f"Loading trainer: {cfg.TRAINER.NAME}")
-    return TRAINER_REGISTRY.get(cfg.TRAINER.NAME)(cfg)
+    return trainer_class(cfg)
 
 
 class TrainerBase(CheckpointMixin):

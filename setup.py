@@ -27,6 +27,7 @@ setup(
             "dpt-results=tools.parse_results:main",
             "dpt-plot=tools.plot_results:main",
             "dpt-check-data=tools.check_data:main",
+            "dpt-benchmark=tools.benchmark:main",
         ]
     },
 )

@@ -1,0 +1,159 @@
+"""Speed and memory of the trainers side by side, on synthetic batches at a given size.
+
+    python -m tools.benchmark --backbone ViT-B/16 --classes 1000 --batch-size 32 --precision fp16
+    python -m tools.benchmark --backbone ToyCLIP-ViT --classes 16 --opts TRAINER.DPT.BOTTOMLIMIT 4
+
+Each trainer is built through train.py's config path (its configs/trainers/<TRAINER>/<config>.yaml,
+then the options given here) on a throw-away one-image-per-class folder, then timed on random images:
+a training step (forward, backward, optimiser step) and inference (test-time text features cached, as
+in test()). Peak memory is CUDA's allocator peak (not measured on the CPU). A benchmark, not a test:
+numbers depend on the machine and on what else runs on it.
+"""
+import argparse
+import contextlib
+import io
+import os
+import os.path as osp
+import tempfile
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+DEFAULT_CONFIGS = {
+    "ZeroshotCLIP": "CoOp/vit_b16",
+    "CoOp": "CoOp/vit_b16",
+    "CoCoOp": "CoCoOp/vit_b16_c4_ep10_batch1",
+    "VPT": "VPT/vit_b16",
+    "VLP": "VLP/vit_b16",
+    "DPT": "DPT/vit_b16",
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trainers", nargs="+", default=list(DEFAULT_CONFIGS), choices=list(DEFAULT_CONFIGS))
+    parser.add_argument("--backbone", default="ViT-B/16", help="MODEL.BACKBONE.NAME")
+    parser.add_argument("--path", default="", help="MODEL.BACKBONE.PATH (a CLIP checkpoint file)")
+    parser.add_argument("--classes", type=int, default=100, help="number of classes C")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (after 2 untimed ones)")
+    parser.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "amp", "bf16"])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cuda", "cpu"])
+    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="more KEY VALUE config options")
+    return parser
+
+
+def write_class_folder(root, classes, size):
+    """`root/bench/{train,test}/class_<i>/0.png`: one random image per class, only to build the trainers."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for label in range(classes):
+            folder = osp.join(root, "bench", split, f"class_{label}")
+            os.makedirs(folder, exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(osp.join(folder, "0.png"))
+
+
+def build(trainer_name, args, data_root, input_size):
+    import train
+    from dassl_compat import TRAINER_REGISTRY, build_trainer
+
+    precision_node = TRAINER_REGISTRY.get(trainer_name).config_node
+    config_file = osp.join("configs", "trainers", f"{DEFAULT_CONFIGS[trainer_name]}.yaml")
+    argv = [
+        "--root", data_root, "--trainer", trainer_name, "--config-file", config_file,
+        "--output-dir", osp.join(data_root, "out", trainer_name),
+        "DATASET.NAME", "ImageFolder", "DATASET.FOLDER", "bench",
+        "MODEL.BACKBONE.NAME", args.backbone, "MODEL.BACKBONE.PATH", args.path,
+        "INPUT.SIZE", f"({input_size}, {input_size})", "DATALOADER.NUM_WORKERS", "0",
+        f"TRAINER.{precision_node}.PREC", args.precision,
+        "USE_CUDA", str(args.device == "cuda"), "VERBOSE", "False", *args.opts,
+    ]
+    cfg = train.setup_cfg(train.build_parser().parse_args(argv))
+    with contextlib.redirect_stdout(io.StringIO()):
+        return build_trainer(cfg)
+
+
+def timed(device, fn, steps):
+    """Seconds per call of fn() over `steps` calls, after two warm-up calls."""
+    for _ in range(2):
+        fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / steps
+
+
+def peak_mib(device):
+    return torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
+
+
+def reset_peak(device):
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def benchmark(trainer, args, input_size):
+    """One row: trainable parameters, train / eval images per second, peak memory (MiB)."""
+    device = trainer.device.type
+    images = torch.randn(args.batch_size, 3, input_size, input_size, device=trainer.device)
+    labels = torch.randint(0, args.classes, (args.batch_size,), device=trainer.device)
+    row = {"trainer": type(trainer).__name__}
+    models = list(trainer._models.values())
+    row["trainable"] = sum(p.numel() for m in models for p in m.parameters() if p.requires_grad)
+    if models:
+        trainer.set_model_mode("train")
+        trainer.epoch, trainer.batch_idx, trainer.num_batches = 0, 0, 10**9
+        batch = {"img": images, "label": labels}
+        reset_peak(device)
+        seconds = timed(device, lambda: trainer.forward_backward(batch), args.steps)
+        row["train_img_s"], row["train_mib"] = args.batch_size / seconds, peak_mib(device)
+    trainer.set_model_mode("eval")
+    reset_peak(device)
+    with torch.no_grad():
+        seconds = timed(device, lambda: trainer.model_inference(images), args.steps)
+    row["eval_img_s"], row["eval_mib"] = args.batch_size / seconds, peak_mib(device)
+    return row
+
+
+def format_table(rows):
+    def cell(value, fmt):
+        return "-" if value is None else format(value, fmt)
+
+    lines = [
+        "| trainer | trainable params | train img/s | train peak MiB | eval img/s | eval peak MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['trainer']} | {r['trainable']:,} | {cell(r.get('train_img_s'), '.1f')} | "
+            f"{cell(r.get('train_mib'), '.0f')} | {cell(r['eval_img_s'], '.1f')} | {cell(r['eval_mib'], '.0f')} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    from trainers.clip_backbone import load_clip
+
+    args = build_parser().parse_args(argv)
+    input_size = load_clip(args.backbone, args.path).visual.input_resolution
+    rows = []
+    with tempfile.TemporaryDirectory() as data_root:
+        write_class_folder(data_root, args.classes, input_size)
+        for name in args.trainers:
+            trainer = build(name, args, data_root, input_size)
+            rows.append(benchmark(trainer, args, input_size))
+            del trainer
+    print(f"{args.backbone}, C = {args.classes}, batch {args.batch_size}, {args.precision}, {args.device}")
+    print(format_table(rows))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -139,21 +139,45 @@ def restore_stdout(console):
     """
     logger, sys.stdout = sys.stdout, console
     logger.flush()
+    if not hasattr(logger, "console"):  # the devnull of a process other than rank 0
+        logger.close()
+        return
     if getattr(logger, "file", None) is not None:
         logger.file.close()
     logger.console = open(os.devnull, "w")
+
+
+def init_distributed():
+    """Join torchrun's process group when there are several processes; returns (rank, world size).
+
+    NCCL on GPUs (one per process, LOCAL_RANK), gloo on CPUs. Every process uses the same seed, so
+    all of them draw the same few-shot sample.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return 0, 1
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return torch.distributed.get_rank(), world_size
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     plugins = [import_plugin(name) for name in args.plugin]
     cfg = setup_cfg(args, plugins)
+    rank, world_size = init_distributed()
     stdout = sys.stdout
     try:
+        if rank > 0:  # only the first process prints and writes log.txt
+            sys.stdout = open(os.devnull, "w")
         if cfg.SEED >= 0:
             print(f"Setting fixed seed: {cfg.SEED}")
             set_random_seed(cfg.SEED)
-        setup_logger(cfg.OUTPUT_DIR)
+        if rank == 0:
+            setup_logger(cfg.OUTPUT_DIR)
+        if world_size > 1:
+            print(f"Distributed training: {world_size} processes")
         if torch.cuda.is_available() and cfg.USE_CUDA:
             torch.backends.cudnn.benchmark = True
         print_args(args, cfg)
@@ -169,6 +193,8 @@ def main(argv=None):
     finally:
         if sys.stdout is not stdout:
             restore_stdout(stdout)
+        if world_size > 1:
+            torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

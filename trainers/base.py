@@ -1,10 +1,14 @@
 """What every CLIP prompt-tuning trainer here shares: loading CLIP, freezing it, precision modes,
-parameter-count logging and loading prompts across class sets. A method subclasses
-`ClipPromptTrainer` and writes `build_model` and `forward_backward`, as in Dassl.
+parameter-count logging, loading prompts across class sets and multi-process (DDP) training. A
+method subclasses `ClipPromptTrainer` and writes `build_model` and `forward_backward`, as in Dassl.
 """
 import contextlib
+import inspect
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
 
 from dassl_compat import TrainerX, count_num_param
 
@@ -22,6 +26,55 @@ class ClipPromptTrainer(TrainerX):
     """
 
     config_node = ""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        if is_distributed():
+            self.distribute()
+
+    def distribute(self):
+        """Under torchrun: each process trains on its share of every batch through torch's DDP.
+
+        The training batch of the config is the global batch (BATCH_SIZE / world size per process);
+        DistributedSampler shuffles with the run's seed. The model is wrapped in
+        DistributedDataParallel (gradients of the trainable parameters are averaged across processes);
+        registered modules stay the unwrapped ones, so checkpoints are the same as in one process.
+        Evaluation runs in every process on the whole test set; only rank 0 prints and saves.
+        """
+        world_size = dist.get_world_size()
+        batch_size = self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE
+        if batch_size % world_size:
+            raise ValueError(
+                f"DATALOADER.TRAIN_X.BATCH_SIZE ({batch_size}) must be divisible by the number of processes "
+                f"({world_size}): it is the global batch, split evenly across processes"
+            )
+        loader = self.train_loader_x
+        self.train_loader_x = DataLoader(
+            loader.dataset,
+            batch_size=batch_size // world_size,
+            sampler=DistributedSampler(loader.dataset, shuffle=True, seed=max(self.cfg.SEED, 0), drop_last=True),
+            num_workers=loader.num_workers,
+            drop_last=True,
+            pin_memory=loader.pin_memory,
+        )
+        model = getattr(self, "model", None)  # zero-shot trainers have nothing to train or wrap
+        if model is not None and any(p.requires_grad for p in model.parameters()):
+            device_ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()] \
+                if self.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.model, device_ids=device_ids, **ddp_options())
+
+    def before_epoch(self):
+        super().before_epoch()
+        if isinstance(getattr(self.train_loader_x, "sampler", None), DistributedSampler):
+            self.train_loader_x.sampler.set_epoch(self.epoch)
+
+    def save_model(self, *args, **kwargs):
+        if is_main_process():
+            super().save_model(*args, **kwargs)
+
+    def init_writer(self, log_dir):
+        if is_main_process():
+            super().init_writer(log_dir)
 
     @property
     def method_cfg(self):
@@ -96,3 +149,20 @@ class ClipPromptTrainer(TrainerX):
         """Dassl trainers step their schedulers after the last batch of an epoch."""
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
+
+
+def is_distributed():
+    """True in a multi-process run (torchrun) whose process group is initialised."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def is_main_process():
+    return not is_distributed() or dist.get_rank() == 0
+
+
+def ddp_options():
+    """DDP keyword arguments: no buffer sync at every forward; the buffers (class-name embeddings,
+    template features) are identical in every process. (torch >= 2.14 names it forward_sync_buffers.)"""
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
+        return {"forward_sync_buffers": False}
+    return {"broadcast_buffers": False}

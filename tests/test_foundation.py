@@ -314,3 +314,31 @@ def test_coop_trains_in_mixed_precision_with_fp32_parameters(run_train, tmp_path
     assert trainer.model.prompt_learner.ctx.dtype == torch.float32
     assert trainer.grad_scaler.is_enabled() == (precision == "fp16")
     assert "* accuracy:" in read_log(tmp_path / precision)
+
+
+def test_text_encoder_gradient_checkpointing_computes_the_same_gradients():
+    ref, model = coop_reference_model()
+    grads, saved = [], []
+    for checkpointing in (False, True):
+        model.text_encoder.gradient_checkpointing = checkpointing
+        model.prompt_learner.ctx.grad = None
+        count = [0]
+
+        def pack(tensor, count=count):
+            count[0] += 1
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            loss = F.cross_entropy(model.train()(ref["images"]), ref["labels"])
+        loss.backward()
+        grads.append(model.prompt_learner.ctx.grad.clone())
+        saved.append(count[0])
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-5)
+    assert saved[1] < saved[0]  # the blocks' activations are recomputed, not stored
+
+
+def test_text_grad_checkpoint_option_reaches_the_text_encoder(run_train, tmp_path, data_root, tiny_clip_file):
+    trainer = run_train(folder_run_args(data_root, tiny_clip_file, tmp_path / "ckpt", epochs=1,
+                                        extra=("MODEL.TEXT_GRAD_CHECKPOINT", "True")))
+    assert trainer.model.text_encoder.gradient_checkpointing
+    assert "* accuracy:" in read_log(tmp_path / "ckpt")

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from dassl_compat import TrainerX, count_num_param
 
 from .clip_backbone import load_clip_from_cfg
+from .text import TextEncoder
 
 PRECISIONS = ("fp32", "fp16", "amp", "bf16")
 
@@ -29,6 +30,11 @@ class ClipPromptTrainer(TrainerX):
 
     def __init__(self, cfg):
         super().__init__(cfg)
+        model = getattr(self, "model", None)  # zero-shot trainers have nothing to train or wrap
+        if model is not None and cfg.MODEL.TEXT_GRAD_CHECKPOINT:
+            for module in model.modules():
+                if isinstance(module, TextEncoder):
+                    module.gradient_checkpointing = True
         if is_distributed():
             self.distribute()
 
@@ -57,7 +63,7 @@ class ClipPromptTrainer(TrainerX):
             drop_last=True,
             pin_memory=loader.pin_memory,
         )
-        model = getattr(self, "model", None)  # zero-shot trainers have nothing to train or wrap
+        model = getattr(self, "model", None)
         if model is not None and any(p.requires_grad for p in model.parameters()):
             device_ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()] \
                 if self.device.type == "cuda" else None

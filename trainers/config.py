@@ -11,6 +11,8 @@ def extend_cfg(cfg):
     # Where CLIP weights come from: MODEL.BACKBONE.NAME is an OpenAI name (ViT-B/16, RN50, ...);
     # PATH, when set, is a checkpoint file to load instead of ~/.cache/clip/<file>.
     cfg.MODEL.BACKBONE.PATH = ""
+    # Gradient checkpointing of the text encoder while training (memory for many classes, e.g. ImageNet).
+    cfg.MODEL.TEXT_GRAD_CHECKPOINT = False
 
     # CoOp / CoCoOp (names and defaults of the CoOp repo).
     cfg.TRAINER.COOP = CN()

@@ -6,6 +6,7 @@ so prompts are encoded only up to the longest prompt's EOT instead of all 77 pos
 """
 import torch
 import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
 
 from .clip_backbone import clip
 
@@ -31,8 +32,11 @@ def encoded_length(tokenized):
 class TextEncoder(nn.Module):
     """CLIP's text transformer, final LayerNorm and projection, applied to token embeddings."""
 
-    def __init__(self, clip_model):
+    def __init__(self, clip_model, gradient_checkpointing=False):
         super().__init__()
+        # Recompute each block's activations in the backward pass instead of storing them: less
+        # memory for many prompts (1000-class ImageNet), one more forward of the text encoder.
+        self.gradient_checkpointing = gradient_checkpointing
         self.transformer = clip_model.transformer
         self.positional_embedding = clip_model.positional_embedding
         self.ln_final = clip_model.ln_final
@@ -45,8 +49,12 @@ class TextEncoder(nn.Module):
         x = prompts + self.positional_embedding[:length].to(prompts.dtype)
         x = x.permute(1, 0, 2)  # [L, N, W]
         mask = causal_mask(length, device=x.device, dtype=x.dtype)
+        checkpointing = self.gradient_checkpointing and torch.is_grad_enabled() and prompts.requires_grad
         for block in self.transformer.resblocks:
-            x = run_text_block(block, x, mask)
+            if checkpointing:
+                x = checkpoint(run_text_block, block, x, mask, use_reentrant=False)
+            else:
+                x = run_text_block(block, x, mask)
         x = self.ln_final(x.permute(1, 0, 2))  # [N, L, W]
         return x[torch.arange(x.shape[0], device=x.device), eot_indices] @ self.text_projection
 

@@ -169,7 +169,7 @@ def test_cocoop_trains_and_evaluates_through_train_py(run_train, tmp_path, data_
     assert "* accuracy:" in read_log(new_out)
 
 
-# The released recipes (toy.yaml, the offline demo's small-model recipe, is tested by test_toyworld.py).
+# The released recipes (toy.yaml, the offline demo's small-model recipe, is run by test_demo.py).
 CONFIG_FILES = sorted(p for p in glob.glob(osp.join(ROOT, "configs", "trainers", "CoOp", "*.yaml"))
                       + glob.glob(osp.join(ROOT, "configs", "trainers", "CoCoOp", "*.yaml"))
                       if osp.basename(p) != "toy.yaml")

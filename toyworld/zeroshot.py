@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from trainers.templates import class_prompts
+
 from .pretrain import images_to_tensor
 
 
@@ -25,7 +27,7 @@ def zero_shot_accuracy(model, images, labels, classnames, template="a photo of a
     labels: int tensor or array [N] indexing `classnames`.
     """
     dtype = model.visual.conv1.weight.dtype
-    tokens = clip.tokenize([template.format(name.replace("_", " ")) for name in classnames])
+    tokens = clip.tokenize(class_prompts(template, classnames))
     text_features = model.encode_text(tokens).float()  # [C, E]
     text_features = text_features / text_features.norm(dim=-1, keepdim=True)
     predictions = []

@@ -1,6 +1,10 @@
 """tools.benchmark builds every trainer through train.py's config path and measures it (no timing
-is asserted: a benchmark's numbers depend on the machine)."""
+is asserted: a benchmark's numbers depend on the machine), also without a weight file (--random-weights)."""
+import pytest
+import torch
+
 from tools import benchmark
+from trainers.clip_backbone import OPENAI_ARCHITECTURES, build_model, tiny_clip_state_dict
 
 
 def test_benchmark_reports_every_trainer(tiny_clip_file, capsys):
@@ -15,3 +19,45 @@ def test_benchmark_reports_every_trainer(tiny_clip_file, capsys):
     assert all(row["train_img_s"] > 0 for row in rows if row["trainer"] != "ZeroshotCLIP")
     table = capsys.readouterr().out
     assert all(f"| {name} |" in table for name in benchmark.DEFAULT_CONFIGS)
+
+
+def test_random_vit_b32_has_the_released_architecture():
+    """The random ViT-B/32 that --random-weights benchmarks goes through `build_model` as OpenAI's file
+    does, with its shapes: 151,277,313 parameters, as the released ViT-B/32."""
+    model = build_model(tiny_clip_state_dict(**OPENAI_ARCHITECTURES["ViT-B/32"]))
+    visual, text = model.visual, model.transformer
+    assert (visual.input_resolution, visual.conv1.kernel_size, visual.conv1.out_channels) == (224, (32, 32), 768)
+    assert len(visual.transformer.resblocks) == 12 and visual.transformer.resblocks[0].attn.num_heads == 12
+    assert (text.width, len(text.resblocks), text.resblocks[0].attn.num_heads) == (512, 12, 8)
+    assert (model.context_length, model.vocab_size, model.text_projection.shape[1]) == (77, 49408, 512)
+    assert sum(p.numel() for p in model.parameters()) == 151_277_313
+
+
+def test_random_weights_benchmark_an_architecture_without_its_file(monkeypatch, capsys):
+    monkeypatch.setitem(OPENAI_ARCHITECTURES, "Tiny-ViT/8", dict(embed_dim=32, image_resolution=32, vision_layers=2,
+                                                                 vision_width=64, vision_patch_size=8,
+                                                                 transformer_width=128, transformer_layers=2))
+    rows = benchmark.main(["--random-weights", "--backbone", "Tiny-ViT/8", "--trainers", "CoOp", "--classes", "4",
+                           "--batch-size", "2", "--steps", "1", "--precision", "fp32", "--device", "cpu"])
+    assert rows[0]["trainable"] == 16 * 128 and rows[0]["train_img_s"] > 0
+    assert "Tiny-ViT/8, random weights, C = 4" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        benchmark.main(["--random-weights", "--backbone", "ToyCLIP-ViT"])
+    with pytest.raises(SystemExit):
+        benchmark.main(["--random-weights", "--backbone", "ViT-B/32", "--path", "clip.pt"])
+
+
+def test_a_trainer_out_of_cuda_memory_is_reported_and_the_others_run(tiny_clip_file, monkeypatch, capsys):
+    build = benchmark.build
+
+    def build_or_run_out_of_memory(trainer_name, *args):
+        if trainer_name == "CoCoOp":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return build(trainer_name, *args)
+
+    monkeypatch.setattr(benchmark, "build", build_or_run_out_of_memory)
+    rows = benchmark.main(["--backbone", "tiny", "--path", tiny_clip_file, "--trainers", "CoCoOp", "CoOp",
+                           "--classes", "4", "--batch-size", "2", "--steps", "1", "--precision", "fp32",
+                           "--device", "cpu"])
+    assert rows[0] == {"trainer": "CoCoOp", "out_of_memory": True} and rows[1]["eval_img_s"] > 0
+    assert "| CoCoOp | - | out of memory | - | - | - |" in capsys.readouterr().out

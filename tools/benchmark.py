@@ -1,16 +1,24 @@
 """Speed and memory of the trainers side by side, on synthetic batches at a given size.
 
     python -m tools.benchmark --backbone ViT-B/16 --classes 1000 --batch-size 32 --precision fp16
+    python -m tools.benchmark --random-weights --backbone ViT-B/16 --classes 1000   # no weight file needed
     python -m tools.benchmark --backbone ToyCLIP-ViT --classes 16 --opts TRAINER.DPT.BOTTOMLIMIT 4
 
 Each trainer is built through train.py's config path (its configs/trainers/<TRAINER>/<config>.yaml,
 then the options given here) on a throw-away one-image-per-class folder, then timed on random images:
 a training step (forward, backward, optimiser step) and inference (test-time text features cached, as
-in test()). Peak memory is CUDA's allocator peak (not measured on the CPU). A benchmark, not a test:
-numbers depend on the machine and on what else runs on it.
+in test()). Peak memory is CUDA's allocator peak (not measured on the CPU); a trainer that runs out of
+CUDA memory is reported as such and the others still run. A benchmark, not a test: numbers depend on
+the machine and on what else runs on it.
+
+--random-weights benchmarks one of OpenAI's architectures without its weight file: a randomly
+initialised CLIP of exactly that architecture is written to a temporary file and used as
+MODEL.BACKBONE.PATH. Speed and memory depend on the shapes, not on the weight values, so the numbers
+are those of the released model.
 """
 import argparse
 import contextlib
+import gc
 import io
 import os
 import os.path as osp
@@ -20,6 +28,8 @@ import time
 import numpy as np
 import torch
 from PIL import Image
+
+from trainers.clip_backbone import OPENAI_ARCHITECTURES, load_clip, save_tiny_clip
 
 DEFAULT_CONFIGS = {
     "ZeroshotCLIP": "CoOp/vit_b16",
@@ -35,7 +45,14 @@ def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trainers", nargs="+", default=list(DEFAULT_CONFIGS), choices=list(DEFAULT_CONFIGS))
     parser.add_argument("--backbone", default="ViT-B/16", help="MODEL.BACKBONE.NAME")
-    parser.add_argument("--path", default="", help="MODEL.BACKBONE.PATH (a CLIP checkpoint file)")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--path", default="", help="MODEL.BACKBONE.PATH (a CLIP checkpoint file)")
+    weights.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="use a randomly initialised CLIP of the --backbone architecture instead of its weight file "
+        f"(one of {', '.join(OPENAI_ARCHITECTURES)}); speed and memory do not depend on the weight values",
+    )
     parser.add_argument("--classes", type=int, default=100, help="number of classes C")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after 2 untimed ones)")
@@ -45,14 +62,15 @@ def build_parser():
     return parser
 
 
-def write_class_folder(root, classes, size):
-    """`root/bench/{train,test}/class_<i>/0.png`: one random image per class, only to build the trainers."""
+def write_class_folder(root, classes):
+    """`root/bench/{train,test}/class_<i>/0.png`: one 8-px image per class, only to build the trainers
+    (their class names and data loaders); the timed batches are random tensors of the input size."""
     rng = np.random.default_rng(0)
     for split in ("train", "test"):
         for label in range(classes):
             folder = osp.join(root, "bench", split, f"class_{label}")
             os.makedirs(folder, exist_ok=True)
-            Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(osp.join(folder, "0.png"))
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(osp.join(folder, "0.png"))
 
 
 def build(trainer_name, args, data_root, input_size):
@@ -122,36 +140,49 @@ def benchmark(trainer, args, input_size):
     return row
 
 
-def format_table(rows):
+TABLE_HEADER = (
+    "| trainer | trainable params | train img/s | train peak MiB | eval img/s | eval peak MiB |\n"
+    "|---|---|---|---|---|---|"
+)
+
+
+def format_row(row):
+    """One Markdown table line under TABLE_HEADER."""
+    if row.get("out_of_memory"):
+        return f"| {row['trainer']} | - | out of memory | - | - | - |"
+
     def cell(value, fmt):
         return "-" if value is None else format(value, fmt)
 
-    lines = [
-        "| trainer | trainable params | train img/s | train peak MiB | eval img/s | eval peak MiB |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['trainer']} | {r['trainable']:,} | {cell(r.get('train_img_s'), '.1f')} | "
-            f"{cell(r.get('train_mib'), '.0f')} | {cell(r['eval_img_s'], '.1f')} | {cell(r['eval_mib'], '.0f')} |"
-        )
-    return "\n".join(lines)
+    return (
+        f"| {row['trainer']} | {row['trainable']:,} | {cell(row.get('train_img_s'), '.1f')} | "
+        f"{cell(row.get('train_mib'), '.0f')} | {cell(row['eval_img_s'], '.1f')} | {cell(row['eval_mib'], '.0f')} |"
+    )
 
 
 def main(argv=None):
-    from trainers.clip_backbone import load_clip
-
-    args = build_parser().parse_args(argv)
-    input_size = load_clip(args.backbone, args.path).visual.input_resolution
+    """Print the table, one line per trainer as soon as it is measured; returns the rows."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.random_weights and args.backbone not in OPENAI_ARCHITECTURES:
+        parser.error(f"--random-weights needs --backbone one of {', '.join(OPENAI_ARCHITECTURES)}, "
+                     f"got {args.backbone!r}")
+    weights = ", random weights" if args.random_weights else ""
+    print(f"{args.backbone}{weights}, C = {args.classes}, batch {args.batch_size}, {args.precision}, {args.device}")
+    print(TABLE_HEADER, flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as data_root:
-        write_class_folder(data_root, args.classes, input_size)
+        if args.random_weights:
+            args.path = save_tiny_clip(osp.join(data_root, "random_clip.pt"), **OPENAI_ARCHITECTURES[args.backbone])
+        input_size = load_clip(args.backbone, args.path).visual.input_resolution
+        write_class_folder(data_root, args.classes)
         for name in args.trainers:
-            trainer = build(name, args, data_root, input_size)
-            rows.append(benchmark(trainer, args, input_size))
-            del trainer
-    print(f"{args.backbone}, C = {args.classes}, batch {args.batch_size}, {args.precision}, {args.device}")
-    print(format_table(rows))
+            try:
+                rows.append(benchmark(build(name, args, data_root, input_size), args, input_size))
+            except torch.cuda.OutOfMemoryError:
+                rows.append({"trainer": name, "out_of_memory": True})
+                gc.collect()  # the failed trainer's tensors, should a reference cycle hold them
+            print(format_row(rows[-1]), flush=True)
     return rows
 
 

@@ -1,4 +1,5 @@
-"""Load OpenAI CLIP by name or file, offline-friendly, and build small random CLIPs for tests.
+"""Load OpenAI CLIP by name or file, offline-friendly, and build random CLIPs: small ones for tests,
+OpenAI's architectures (OPENAI_ARCHITECTURES) for benchmarks without the weight files.
 
 Every model goes through `clip.model.build_model(state_dict)` and is returned in fp32, eval mode.
 Weights are looked up in this order: MODEL.BACKBONE.PATH if set, the project's shipped toy
@@ -94,6 +95,20 @@ def load_clip(name, path="", download_root=DEFAULT_DOWNLOAD_ROOT):
 
 def load_clip_from_cfg(cfg):
     return load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH)
+
+
+# OpenAI's released architectures, as `tiny_clip_state_dict` arguments: the shapes of their weight files
+# (context length 77 and vocabulary 49408 are the defaults; heads = width // 64 as in `build_model`).
+OPENAI_ARCHITECTURES = {
+    "RN50": dict(embed_dim=1024, image_resolution=224, vision_layers=(3, 4, 6, 3), vision_width=64,
+                 transformer_width=512, transformer_layers=12),
+    "ViT-B/32": dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768, vision_patch_size=32,
+                     transformer_width=512, transformer_layers=12),
+    "ViT-B/16": dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768, vision_patch_size=16,
+                     transformer_width=512, transformer_layers=12),
+    "ViT-L/14": dict(embed_dim=768, image_resolution=224, vision_layers=24, vision_width=1024, vision_patch_size=14,
+                     transformer_width=768, transformer_layers=12),
+}
 
 
 def tiny_clip_state_dict(

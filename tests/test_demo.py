@@ -15,7 +15,7 @@ def test_demo_runs_each_toy_recipe_and_prints_the_table(tmp_path, capsys):
     assert demo.main(argv) == 0
     printed = capsys.readouterr().out
     for trainer in TRAINERS:
-        folder = demo.run_folder(str(output), "toy_clutter", trainer, 1, 1)
+        folder = demo.run_folder(str(output), "toy_fog", trainer, 1, 1)
         accuracy = run_accuracy(Path(folder))
         assert accuracy is not None and osp.isdir(folder)
         assert f"| {trainer} | toy |" in printed

@@ -1,8 +1,8 @@
 """The offline demo: zero-shot CLIP, CoOp and DPT side by side on a toy dataset with the shipped toy
 CLIP, then the results table. Runs on a laptop CPU in a few minutes, with no download.
 
-    python -m tools.demo                       # ToyClutter, 16 shots, seed 1
-    python -m tools.demo --dataset toy_textures --shots 8 --trainers ZeroshotCLIP CoOp VPT DPT
+    python -m tools.demo                       # ToyFog, 16 shots, seed 1
+    python -m tools.demo --dataset toy_dusk --shots 4 --trainers ZeroshotCLIP CoOp VPT VLP DPT
 
 Each run is an ordinary train.py run (configs/trainers/<TRAINER>/toy.yaml) whose folder follows the
 scripts' layout, so `dpt-results few-shot <output>` reads them; a finished run is not run again.
@@ -24,7 +24,7 @@ ZERO_SHOT = ("ZeroshotCLIP", "ZeroshotCLIP2")
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="toy_clutter", help="dataset config stem (configs/datasets/<stem>.yaml)")
+    parser.add_argument("--dataset", default="toy_fog", help="dataset config stem (configs/datasets/<stem>.yaml)")
     parser.add_argument("--shots", type=int, default=16, help="training images per class")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--trainers", nargs="+", default=["ZeroshotCLIP", "CoOp", "DPT"])

@@ -1,8 +1,8 @@
-"""Generate the downstream toy datasets (ToyClutter, ToyTextures) under a data root.
+"""Generate the downstream toy datasets (ToyFog, ToyDusk) under a data root.
 
     python tools/make_toy_data.py --root $DATA
 
-writes `$DATA/toy_clutter/` and `$DATA/toy_textures/` in the layout
+writes `$DATA/toy_fog/` and `$DATA/toy_dusk/` in the layout
 `{train,val,test}/<class_name_with_underscores>/<index>.png`. Generation is deterministic (the
 images depend only on the dataset and --seed); an existing dataset folder is left as it is. The
 registered datasets generate themselves the same way on first use, with the default seed.

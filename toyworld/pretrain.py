@@ -2,14 +2,15 @@
 
 The model is `clip.model.CLIP` (ViT image encoder, CLIP's text transformer, BPE tokenizer with
 context length 77), so the exported fp16 state dict loads with `clip.model.build_model` like an
-OpenAI checkpoint. The pretraining distribution (`PRETRAIN_DISTRIBUTION`, `CAPTION_MENTION`) is
-what the downstream toy datasets shift away from: captions almost always name shape and colour,
-but name the pattern only sometimes, and cluttered backgrounds are rare.
+OpenAI checkpoint. The pretraining distribution (`PRETRAIN_DISTRIBUTION`, `CAPTION_MENTION`) shows
+every image as rendered (no fog, no dusk: those are the downstream domains, `toyworld.benchmarks`);
+captions almost always name shape and colour, but name the pattern only sometimes, and cluttered
+backgrounds are rare.
 
 What the default 800 steps teach this ViT (zero-shot on 400 pretraining-style images): colour
 95% (8-way), size 89% (2-way), pattern at chance by prompt (32%, 3-way) though partly decodable
 from the features, shape 15% (8-way; a 4-layer ViT from scratch needs far more data for shape).
-So the downstream datasets are built on colour, size and pattern.
+So the downstream datasets are built on colour and size.
 """
 import math
 import time

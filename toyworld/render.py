@@ -3,10 +3,10 @@
 A `Scene` names the categorical attributes of an image (shape, colour, pattern, size, position,
 background); `render_scene` draws it as a 64x64 RGB uint8 array, drawing the continuous details
 (exact radius, offset, rotation, colour jitter, noise, clutter) from a numpy Generator, so an image
-is a pure function of (scene, seed). `caption_scene` writes an English caption that mentions each
-attribute with a given probability: the pretraining distribution is defined by those probabilities
-(see `toyworld.pretrain`), and the downstream datasets (`toyworld.benchmarks`) stress attributes
-or styles the captions rarely do.
+is a pure function of (scene, seed). `apply_style` then changes how the whole image looks (fog,
+dusk), the way a downstream domain differs from the pretraining photos. `caption_scene` writes an
+English caption that mentions each attribute with a given probability: the pretraining distribution
+is defined by those probabilities (see `toyworld.pretrain`).
 """
 import math
 from dataclasses import dataclass
@@ -43,6 +43,13 @@ POSITION_PHRASES = {
 POSITION_OFFSET = 13.0
 # "cluttered" is a colour gradient with grey distractor blobs and strong noise.
 BACKGROUNDS = ("dark", "light", "cluttered")
+
+# Image styles of the downstream domains, never seen in pretraining: "fog" blends every pixel towards
+# mid-grey (FOG_DENSITY of grey), "dusk" scales every pixel by DUSK_LIGHT. Both keep what tells the
+# classes apart (hue, size) but move the images away from what the captions were learned on.
+STYLES = ("none", "fog", "dusk")
+FOG_DENSITY = 0.7
+DUSK_LIGHT = 0.3
 
 CAPTION_TEMPLATES = (
     "a photo of a {}.",
@@ -177,6 +184,18 @@ def render_scene(scene, rng):
 
     image = background * (1 - mask) + fill * mask
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def apply_style(image, style):
+    """`image` (uint8 [H, W, 3]) as seen in `style` (one of STYLES): uint8 [H, W, 3]."""
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {list(STYLES)}, got {style!r}")
+    pixels = image.astype(np.float32)
+    if style == "fog":
+        pixels = (1 - FOG_DENSITY) * pixels + FOG_DENSITY * 128.0
+    elif style == "dusk":
+        pixels = DUSK_LIGHT * pixels
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
 
 def describe_scene(scene, rng, mention):

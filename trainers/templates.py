@@ -18,8 +18,8 @@ CUSTOM_TEMPLATES = {
     "ImageNetV2": "a photo of a {}.",
     "ImageNetA": "a photo of a {}.",
     "ImageNetR": "a photo of a {}.",
-    "ToyClutter": "a photo of a {}.",
-    "ToyTextures": "a photo of a {}.",
+    "ToyFog": "a photo of a {}.",
+    "ToyDusk": "a photo of a {}.",
 }
 
 # The seven ImageNet templates CoOp's ZeroshotCLIP2 averages (a selection from CLIP's 80).

@@ -390,6 +390,17 @@ def run_script(script, *args, **env):
                           text=True, cwd=root)
 
 
+def test_scripts_on_a_toy_dataset_default_to_its_recipe_and_the_demo_data_folder(tmp_path):
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    run = run_script("dpt/main.sh", "toy_fog", "4", DRY_RUN="1", SEEDS="1", OUTPUT=str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    assert f"DATA is not set: using {root}/data" in run.stderr
+    assert f"--root {root}/data " in run.stdout and "--config-file configs/trainers/DPT/toy.yaml" in run.stdout
+    assert f"--output-dir {tmp_path}/toy_fog/DPT/toy_4shots/" in run.stdout
+    explicit = run_script("vpt/base2new_train.sh", "toy_dusk", "vit_b16", DATA=str(tmp_path), DRY_RUN="1", SEEDS="1")
+    assert f"--root {tmp_path} " in explicit.stdout and "configs/trainers/VPT/vit_b16.yaml" in explicit.stdout
+
+
 def test_scripts_use_per_run_folders_skip_finished_runs_and_need_data(tmp_path):
     missing = run_script("dpt/main.sh", "imagenet", "16")
     assert missing.returncode == 1 and "DATA is not set" in missing.stderr

@@ -4,8 +4,8 @@
 # Usage: bash scripts/common/base2new_train.sh TRAINER DATASET [CFG] [SHOTS=16]
 source "$(dirname "$0")/lib.sh"
 [ $# -ge 2 ] || usage_error "bash scripts/<method>/base2new_train.sh DATASET [CFG] [SHOTS]"
-TRAINER="$1" DATASET="$2" CFG="${3:-${DEFAULT_CFG}}" SHOTS="${4:-16}"
-require_data
+TRAINER="$1" DATASET="$2" CFG="${3:-$(default_cfg "$1" "$2")}" SHOTS="${4:-16}"
+require_data "${DATASET}"
 resolve_configs "${TRAINER}" "${CFG}" "${DATASET}"
 variant_options
 dataset_options "${DATASET}"

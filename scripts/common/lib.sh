@@ -2,12 +2,13 @@
 #
 # A method's entry points (scripts/<method>/*.sh) source their settings.sh, which sets:
 #   CFG_NODE      the method's config node: options go to TRAINER.<CFG_NODE>.*
-#   DEFAULT_CFG   the trainer config used when no CFG argument is given (configs/trainers/<TRAINER>/<CFG>.yaml)
+#   DEFAULT_CFG   the trainer config used when no CFG argument is given (configs/trainers/<TRAINER>/<CFG>.yaml);
+#                 on a toy dataset (configs/datasets/toy_*.yaml) the trainer's toy.yaml, where it has one
 #   NCTX CSC CTP  TRAINER.<CFG_NODE>.{N_CTX,CSC,CLASS_TOKEN_POSITION}: each one that is set (non-empty) is
 #                 passed to train.py and names the run's variant folder (nctx16_cscFalse_ctpend)
 #   IMAGENET_OPTS extra "KEY VALUE ..." options for training on ImageNet
 # The user may set:
-#   DATA          the datasets' root folder (required)
+#   DATA          the datasets' root folder (required, except for the toy datasets: default <repo>/data)
 #   CLIP_PATH     a CLIP checkpoint file, passed as MODEL.BACKBONE.PATH (default: ~/.cache/clip)
 #   SEEDS         default "1 2 3"
 #   OUTPUT        the output root, default "output" (relative to the repository)
@@ -27,18 +28,37 @@ usage_error() {
     exit 2
 }
 
-# DATA and CLIP_PATH as absolute paths (the scripts run train.py from the repository root).
+is_toy_dataset() {
+    [[ "$1" == toy_* ]]
+}
+
+# The trainer config of a run given no CFG argument: DEFAULT_CFG, or toy.yaml on a toy dataset.
+default_cfg() {
+    local trainer="$1" dataset="$2"
+    if is_toy_dataset "${dataset}" && [ -f "${REPO_ROOT}/configs/trainers/${trainer}/toy.yaml" ]; then
+        echo toy
+    else
+        echo "${DEFAULT_CFG}"
+    fi
+}
+
+# DATA and CLIP_PATH as absolute paths (the scripts run train.py from the repository root). The toy
+# datasets generate themselves, so for them DATA defaults to <repo>/data (where the demo puts them).
 require_data() {
-    if [ -z "${DATA:-}" ]; then
+    local dataset="$1"
+    if [ -z "${DATA:-}" ] && is_toy_dataset "${dataset}"; then
+        DATA="${REPO_ROOT}/data"
+        echo "DATA is not set: using ${DATA} for the toy dataset ${dataset} (generated there on first use)." >&2
+    elif [ -z "${DATA:-}" ]; then
         echo "DATA is not set: export DATA=/path/to/datasets (the folder holding imagenet/, caltech-101/, ...;" \
              "see DATASETS.md), then run the script again." >&2
         exit 1
-    fi
-    if [ ! -d "${DATA}" ]; then
+    elif [ ! -d "${DATA}" ]; then
         echo "DATA=${DATA} is not a folder." >&2
         exit 1
+    else
+        DATA="$(cd "${DATA}" && pwd)"
     fi
-    DATA="$(cd "${DATA}" && pwd)"
     if [ -n "${CLIP_PATH:-}" ]; then
         if [ ! -f "${CLIP_PATH}" ]; then
             echo "CLIP_PATH=${CLIP_PATH} is not a file." >&2

@@ -4,8 +4,8 @@
 # Usage: bash scripts/common/main.sh TRAINER DATASET SHOTS [CFG]   (normally via scripts/<method>/main.sh)
 source "$(dirname "$0")/lib.sh"
 [ $# -ge 3 ] || usage_error "bash scripts/<method>/main.sh DATASET SHOTS [CFG]"
-TRAINER="$1" DATASET="$2" SHOTS="$3" CFG="${4:-${DEFAULT_CFG}}"
-require_data
+TRAINER="$1" DATASET="$2" SHOTS="$3" CFG="${4:-$(default_cfg "$1" "$2")}"
+require_data "${DATASET}"
 resolve_configs "${TRAINER}" "${CFG}" "${DATASET}"
 variant_options
 dataset_options "${DATASET}"

@@ -7,7 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 [ $# -ge 2 ] || usage_error "bash scripts/<method>/eval.sh DATASET [CFG] [SHOTS]"
 TRAINER="$1" DATASET="$2" CFG="${3:-${DEFAULT_CFG}}" SHOTS="${4:-16}"
-require_data
+require_data "${DATASET}"
 resolve_configs "${TRAINER}" "${CFG}" "${DATASET}"
 variant_options
 EPOCH="$(load_epoch)"

@@ -8,7 +8,7 @@
 export CFG_NODE=ZSCLIP DEFAULT_CFG=vit_b16 NCTX="" CSC="" CTP=""
 source "$(dirname "$0")/../common/lib.sh"
 TRAINER="${TRAINER:-ZeroshotCLIP}" DATASET="$1" CFG="$2"
-require_data
+require_data "${DATASET}"
 resolve_configs CoOp "${CFG}" "${DATASET}"
 variant_options
 

@@ -73,28 +73,22 @@ def _grid(first, second):
     return tuple((a, b) for a in first for b in second)
 
 
-SIZE_COLOUR_CLASSES = _grid(tuple(SIZES), tuple(COLOURS))
-ANY_OBJECT_ON_PLAIN_BACKGROUND = {
-    "shape": SHAPES, "pattern": PATTERNS, "position": tuple(POSITIONS), "background": ("dark", "light"),
-}
+def size_colour_dataset(name, dataset_dir, style):
+    """16 classes "<size> <colour>" (2 sizes x 8 colours), any shape, pattern and position on a dark or
+    light background, every image seen in `style`."""
+    return ToyDatasetSpec(
+        name=name,
+        dataset_dir=dataset_dir,
+        class_attributes=("size", "colour"),
+        class_values=_grid(tuple(SIZES), tuple(COLOURS)),
+        free_values={"shape": SHAPES, "pattern": PATTERNS, "position": tuple(POSITIONS),
+                     "background": ("dark", "light")},
+        style=style,
+    )
 
-TOY_FOG = ToyDatasetSpec(
-    name="ToyFog",
-    dataset_dir="toy_fog",
-    class_attributes=("size", "colour"),
-    class_values=SIZE_COLOUR_CLASSES,
-    free_values=ANY_OBJECT_ON_PLAIN_BACKGROUND,
-    style="fog",
-)
 
-TOY_DUSK = ToyDatasetSpec(
-    name="ToyDusk",
-    dataset_dir="toy_dusk",
-    class_attributes=("size", "colour"),
-    class_values=SIZE_COLOUR_CLASSES,
-    free_values=ANY_OBJECT_ON_PLAIN_BACKGROUND,
-    style="dusk",
-)
+TOY_FOG = size_colour_dataset("ToyFog", "toy_fog", style="fog")
+TOY_DUSK = size_colour_dataset("ToyDusk", "toy_dusk", style="dusk")
 
 TOY_DATASETS = {spec.name: spec for spec in (TOY_FOG, TOY_DUSK)}
 

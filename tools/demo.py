@@ -2,7 +2,7 @@
 CLIP, then the results table. Runs on a laptop CPU in a few minutes, with no download.
 
     python -m tools.demo                       # ToyFog, 16 shots, seed 1
-    python -m tools.demo --dataset toy_dusk --shots 4 --trainers ZeroshotCLIP CoOp VPT VLP DPT
+    python -m tools.demo --dataset toy_dusk --shots 4 --trainers ZeroshotCLIP CoOp CoCoOp VPT VLP DPT
 
 Each run is an ordinary train.py run (configs/trainers/<TRAINER>/toy.yaml) whose folder follows the
 scripts' layout, so `dpt-results few-shot <output>` reads them; a finished run is not run again.

@@ -1,9 +1,14 @@
-"""Zero-shot classification accuracy of a CLIP model, and the chance-level bound it is tested against."""
+"""Zero-shot and linear-probe accuracy of a CLIP model, and the chance-level bound they are tested against.
+
+The linear probe measures what the frozen image features can tell apart; zero-shot, what the prompt
+"a photo of a {class}." finds in them. The gap between the two is what prompt tuning can learn.
+"""
 import math
 
 import clip
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from trainers.templates import class_prompts
@@ -21,21 +26,49 @@ def load_images(paths):
 
 
 @torch.no_grad()
-def zero_shot_accuracy(model, images, labels, classnames, template="a photo of a {}.", batch_size=256):
+def image_features(model, images, batch_size=256):
+    """L2-normalised image features [N, E] of `images` [N, 3, H, W]."""
+    dtype = model.visual.conv1.weight.dtype
+    features = torch.cat([model.encode_image(batch.to(dtype)).float() for batch in images.split(batch_size)])
+    return features / features.norm(dim=-1, keepdim=True)
+
+
+@torch.no_grad()
+def zero_shot_accuracy(model, images, labels, classnames, template="a photo of a {}."):
     """Top-1 accuracy in [0, 1] of `model` classifying `images` [N, 3, H, W] by `template` prompts.
 
     labels: int tensor or array [N] indexing `classnames`.
     """
-    dtype = model.visual.conv1.weight.dtype
-    tokens = clip.tokenize(class_prompts(template, classnames))
-    text_features = model.encode_text(tokens).float()  # [C, E]
+    text_features = model.encode_text(clip.tokenize(class_prompts(template, classnames))).float()  # [C, E]
     text_features = text_features / text_features.norm(dim=-1, keepdim=True)
-    predictions = []
-    for batch in images.split(batch_size):
-        image_features = model.encode_image(batch.to(dtype)).float()  # [b, E]
-        image_features = image_features / image_features.norm(dim=-1, keepdim=True)
-        predictions.append((image_features @ text_features.t()).argmax(dim=-1))
-    return (torch.cat(predictions) == torch.as_tensor(labels)).float().mean().item()
+    predictions = (image_features(model, images) @ text_features.t()).argmax(dim=-1)  # [N]
+    return (predictions == torch.as_tensor(labels)).float().mean().item()
+
+
+def linear_probe_accuracy(model, train_images, train_labels, test_images, test_labels, weight_decay=1e-4):
+    """Top-1 test accuracy in [0, 1] of a logistic regression on the frozen, normalised image features.
+
+    Multinomial logistic regression (features x 10, L2 penalty `weight_decay` * ||W||^2), fitted to the
+    training images [N, 3, H, W] / labels [N] by L-BFGS from zero: deterministic on a given machine.
+    """
+    train_features = 10 * image_features(model, train_images)  # [N, E]
+    test_features = 10 * image_features(model, test_images)
+    labels = torch.as_tensor(train_labels)
+    num_classes = int(labels.max()) + 1
+    weight = torch.zeros(train_features.shape[1], num_classes, requires_grad=True)
+    bias = torch.zeros(num_classes, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], max_iter=500, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(train_features @ weight + bias, labels) + weight_decay * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        predictions = (test_features @ weight + bias).argmax(dim=-1)
+    return (predictions == torch.as_tensor(test_labels)).float().mean().item()
 
 
 def chance_upper_bound(num_samples, num_classes, tail_probability=1e-6):

@@ -213,6 +213,21 @@ def test_zero_shot_runs_without_a_shots_folder(tmp_path, capsys):
     assert code == 0 and "| ZeroshotCLIP | vit_b16 | zs |" in out
 
 
+def test_runs_are_read_by_their_anchors_below_any_folder(tmp_path, capsys):
+    """Runs one or two folders deeper (the demo's output/demo/..., an experiment folder) read as at the
+    top; a dataset name the tools do not know (toy_fog) reads in every layout, CoOp's zero-shot one too."""
+    root = tmp_path / "output"
+    write_run(few_shot_dir(root, "toy_fog", "DPT", 4, 1, config="toy"), 70.0)
+    write_run(few_shot_dir(root / "demo", "toy_fog", "DPT", 4, 2, config="toy"), 74.0)
+    write_run(root / "demo" / "toy_fog" / "ZeroshotCLIP" / "toy" / "seed1", 55.0)
+    write_run(root / "sweep" / "ZeroshotCLIP" / "toy" / "toy_dusk", 38.1)  # CoOp's zeroshot.sh layout
+    rows = json_rows(["few-shot", str(root)], capsys)
+    assert [(row["trainer"], row["config"], row["shots"]) for row in rows] == [("ZeroshotCLIP", "toy", 0),
+                                                                               ("DPT", "toy", 4)]
+    assert rows[0]["datasets"]["toy_fog"]["mean"] == 55.0 and rows[0]["datasets"]["toy_dusk"]["mean"] == 38.1
+    assert rows[1]["datasets"]["toy_fog"] == {"mean": 72.0, "std": 2.0, "n": 2, "seeds": [1, 2]}
+
+
 # ---------------------------------------------------------------- base-to-new
 
 BASE2NEW = {"oxford_pets": ((80.0, 82.0), (60.0, 62.0)), "DescribableTextures": ((70.0, 70.0), (75.0, 74.0))}

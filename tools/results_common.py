@@ -308,20 +308,39 @@ def _config_and_shots(folder: str) -> tuple[str, int]:
     return (match.group(1), int(match.group(2))) if match else (folder, 0)
 
 
-def _few_shot_run(root: Path, run_dir: Path) -> RunResult | None:
-    """``<DATASET>/<TRAINER>/<CFG>_<K>shots/<variant...>/seed<S>``, or CoOp's zero-shot ``<TRAINER>/<CFG>/<DATASET>``.
+def _is_zero_shot_trainer(folder: str) -> bool:
+    return folder.lower().startswith("zeroshot")
 
-    A folder without ``_<K>shots`` (zero-shot CLIP) gets shots 0; a run without a ``seed<S>`` folder gets seed None.
+
+def _few_shot_run(root: Path, run_dir: Path) -> RunResult | None:
+    """A run folder, read from its anchors wherever it sits below ``root`` (folders above them, such as
+    ``demo/`` in ``output/demo/...``, are not part of the run's name):
+
+    - ``<DATASET>/<TRAINER>/<CFG>_<K>shots/<variant...>/seed<S>``, the scripts' few-shot layout;
+    - ``<TRAINER>/<CFG>/<DATASET>`` with a ``ZeroshotCLIP*`` trainer or a known dataset, CoOp's zeroshot.sh;
+    - ``<DATASET>/<ZeroshotCLIP*>/<CFG>/seed<S>``, zero-shot beside the few-shot runs (the demo);
+    - otherwise ``<DATASET>/<TRAINER>/<CFG>/...``.
+    A run without ``_<K>shots`` (zero-shot CLIP) gets shots 0; a run without a ``seed<S>`` folder gets seed None.
     """
     parts, seed = _split_seed(run_dir.relative_to(root).parts)
     if len(parts) < 2:
         return None
-    if not is_known_dataset(parts[0]) and len(parts) >= 3 and is_known_dataset(parts[-1]):
+    shots_at = next((index for index in range(2, len(parts)) if _CONFIG_SHOTS_FOLDER.match(parts[index])), None)
+    zero_shot_at = next((index for index, part in enumerate(parts) if _is_zero_shot_trainer(part)), None)
+    shots, variant_parts = 0, ()
+    if shots_at is not None:
+        dataset, trainer = parts[shots_at - 2], parts[shots_at - 1]
+        config, shots = _config_and_shots(parts[shots_at])
+        variant_parts = parts[shots_at + 1 :]
+    elif zero_shot_at is not None and len(parts) - zero_shot_at == 3:
+        trainer, config, dataset = parts[zero_shot_at:]
+    elif zero_shot_at is not None and zero_shot_at >= 1 and len(parts) - zero_shot_at == 2:
+        dataset, trainer, config = parts[zero_shot_at - 1 :]
+    elif not is_known_dataset(parts[0]) and len(parts) >= 3 and is_known_dataset(parts[-1]):
         trainer, config, dataset, variant_parts = parts[0], parts[1], parts[-1], parts[2:-1]
-        shots = 0
     else:
         dataset, trainer = parts[0], parts[1]
-        config, shots = _config_and_shots(parts[2]) if len(parts) > 2 else ("", 0)
+        config = parts[2] if len(parts) > 2 else ""
         variant_parts = parts[3:]
     return RunResult(
         dataset_display_name(dataset), trainer, config, shots, "/".join(variant_parts), seed,

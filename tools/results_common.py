@@ -87,10 +87,6 @@ def dataset_display_name(name: str) -> str:
     return _DISPLAY_BY_KEY.get(_name_key(name), name)
 
 
-def is_known_dataset(name: str) -> bool:
-    return _name_key(name) in _DISPLAY_BY_KEY
-
-
 def dataset_sort_key(display_name: str) -> tuple[int, str]:
     """The 11 benchmarks in paper order, then the ImageNet variants, then any other dataset by name."""
     if display_name in KNOWN_DATASETS:
@@ -317,7 +313,7 @@ def _few_shot_run(root: Path, run_dir: Path) -> RunResult | None:
     ``demo/`` in ``output/demo/...``, are not part of the run's name):
 
     - ``<DATASET>/<TRAINER>/<CFG>_<K>shots/<variant...>/seed<S>``, the scripts' few-shot layout;
-    - ``<TRAINER>/<CFG>/<DATASET>`` with a ``ZeroshotCLIP*`` trainer or a known dataset, CoOp's zeroshot.sh;
+    - ``<TRAINER>/<CFG>/<DATASET>`` with a ``ZeroshotCLIP*`` trainer, CoOp's zeroshot.sh layout;
     - ``<DATASET>/<ZeroshotCLIP*>/<CFG>/seed<S>``, zero-shot beside the few-shot runs (the demo);
     - otherwise ``<DATASET>/<TRAINER>/<CFG>/...``.
     A run without ``_<K>shots`` (zero-shot CLIP) gets shots 0; a run without a ``seed<S>`` folder gets seed None.
@@ -336,8 +332,6 @@ def _few_shot_run(root: Path, run_dir: Path) -> RunResult | None:
         trainer, config, dataset = parts[zero_shot_at:]
     elif zero_shot_at is not None and zero_shot_at >= 1 and len(parts) - zero_shot_at == 2:
         dataset, trainer, config = parts[zero_shot_at - 1 :]
-    elif not is_known_dataset(parts[0]) and len(parts) >= 3 and is_known_dataset(parts[-1]):
-        trainer, config, dataset, variant_parts = parts[0], parts[1], parts[-1], parts[2:-1]
     else:
         dataset, trainer = parts[0], parts[1]
         config = parts[2] if len(parts) > 2 else ""

@@ -23,7 +23,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from toyworld.benchmarks import TOY_DATASETS, render_split
 from toyworld.pretrain import ToyClipConfig, export_state_dict, images_to_tensor, pretrain
-from toyworld.zeroshot import linear_probe_accuracy, zero_shot_accuracy
+from toyworld.zeroshot import accuracy_of, image_features, linear_probe_accuracy, prompt_text_features
 from trainers.templates import template_for
 
 DEFAULT_OUTPUT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), "weights", "toyclip_vit.pt")
@@ -59,9 +59,11 @@ def report(weights_path):
     for name, spec in sorted(TOY_DATASETS.items()):
         train_images, train_labels = render_split(spec, "train")
         test_images, test_labels = render_split(spec, "test")
-        test_images = images_to_tensor(test_images)
-        zero_shot = zero_shot_accuracy(model, test_images, test_labels, spec.classnames, template_for(name))
-        probe = linear_probe_accuracy(model, images_to_tensor(train_images), train_labels, test_images, test_labels)
+        test_features = image_features(model, images_to_tensor(test_images))  # [N, E], shared by both
+        text_features = prompt_text_features(model, spec.classnames, template_for(name))
+        zero_shot = accuracy_of(test_features @ text_features.t(), test_labels)
+        train_features = image_features(model, images_to_tensor(train_images))
+        probe = linear_probe_accuracy(train_features, train_labels, test_features, test_labels)
         results[name] = (zero_shot, probe)
         print(f"{name}: zero-shot {100 * zero_shot:.1f}%, linear probe {100 * probe:.1f}% on {len(test_labels)} "
               f"test images (chance {100 / len(spec.classnames):.1f}%)")

@@ -34,25 +34,32 @@ def image_features(model, images, batch_size=256):
 
 
 @torch.no_grad()
+def prompt_text_features(model, classnames, template="a photo of a {}."):
+    """L2-normalised text features [C, E] of `template` filled with each class name."""
+    text_features = model.encode_text(clip.tokenize(class_prompts(template, classnames))).float()
+    return text_features / text_features.norm(dim=-1, keepdim=True)
+
+
+def accuracy_of(scores, labels):
+    """Top-1 accuracy in [0, 1] of class scores [N, C] against int labels [N]."""
+    return (scores.argmax(dim=-1) == torch.as_tensor(labels)).float().mean().item()
+
+
 def zero_shot_accuracy(model, images, labels, classnames, template="a photo of a {}."):
     """Top-1 accuracy in [0, 1] of `model` classifying `images` [N, 3, H, W] by `template` prompts.
 
     labels: int tensor or array [N] indexing `classnames`.
     """
-    text_features = model.encode_text(clip.tokenize(class_prompts(template, classnames))).float()  # [C, E]
-    text_features = text_features / text_features.norm(dim=-1, keepdim=True)
-    predictions = (image_features(model, images) @ text_features.t()).argmax(dim=-1)  # [N]
-    return (predictions == torch.as_tensor(labels)).float().mean().item()
+    return accuracy_of(image_features(model, images) @ prompt_text_features(model, classnames, template).t(), labels)
 
 
-def linear_probe_accuracy(model, train_images, train_labels, test_images, test_labels, weight_decay=1e-4):
-    """Top-1 test accuracy in [0, 1] of a logistic regression on the frozen, normalised image features.
+def linear_probe_accuracy(train_features, train_labels, test_features, test_labels, weight_decay=1e-4):
+    """Top-1 test accuracy in [0, 1] of a logistic regression on frozen, normalised image features [N, E].
 
     Multinomial logistic regression (features x 10, L2 penalty `weight_decay` * ||W||^2), fitted to the
-    training images [N, 3, H, W] / labels [N] by L-BFGS from zero: deterministic on a given machine.
+    training features / labels [N] by L-BFGS from zero: deterministic on a given machine.
     """
-    train_features = 10 * image_features(model, train_images)  # [N, E]
-    test_features = 10 * image_features(model, test_images)
+    train_features, test_features = 10 * train_features, 10 * test_features
     labels = torch.as_tensor(train_labels)
     num_classes = int(labels.max()) + 1
     weight = torch.zeros(train_features.shape[1], num_classes, requires_grad=True)
@@ -67,8 +74,7 @@ def linear_probe_accuracy(model, train_images, train_labels, test_images, test_l
 
     optimizer.step(closure)
     with torch.no_grad():
-        predictions = (test_features @ weight + bias).argmax(dim=-1)
-    return (predictions == torch.as_tensor(test_labels)).float().mean().item()
+        return accuracy_of(test_features @ weight + bias, test_labels)
 
 
 def chance_upper_bound(num_samples, num_classes, tail_probability=1e-6):

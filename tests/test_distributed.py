@@ -12,11 +12,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from conftest import ROOT, folder_run_args
-from reference import load_reference, reference_cfg, reference_clip
+from reference import load_reference, reference_clip
 from torch.nn.parallel import DistributedDataParallel
 
-from trainers.base import ClipPromptTrainer, ddp_options
+from trainers.base import ddp_options
 from trainers.coop import CoOpCLIP
+from trainers.templates import template_for
 from trainers.vpt import VPTCLIP
 
 WORLD_SIZE = 2
@@ -26,11 +27,10 @@ def reference_model(method):
     """CoOp or VPT on the reference tiny CLIP, with the reference's trainable values."""
     ref = load_reference(method)
     if method == "coop":
-        model = CoOpCLIP(reference_cfg(ref, "CoOp").TRAINER.COOP, ref["meta"]["classnames"], reference_clip())
-        ClipPromptTrainer.freeze_all_but(model, ["prompt_learner"])  # as the CoOp trainer does
+        model = CoOpCLIP(reference_clip(), ref["meta"]["classnames"])
         trainable = {"prompt_learner.ctx": model.prompt_learner.ctx}
     else:
-        model = VPTCLIP(reference_clip(), ref["meta"]["classnames"], ref["meta"]["dataset"])
+        model = VPTCLIP(reference_clip(), ref["meta"]["classnames"], template_for(ref["meta"]["dataset"]))
         trainable = {"image_encoder.transformer.ctx_learner.ctx": model.visual_prompts.ctx}
     with torch.no_grad():
         for name, param in trainable.items():
@@ -42,9 +42,7 @@ def sgd_step(model, images, labels):
     """One SGD step on the mean cross-entropy; returns the trainable parameters after it."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=0.1)
-    outputs = model(images)
-    logits = outputs["logits"] if isinstance(outputs, dict) else outputs
-    F.cross_entropy(logits, labels).backward()
+    F.cross_entropy(model(images)["logits"], labels).backward()
     optimizer.step()
     return [p.detach().clone() for p in params]
 

@@ -85,7 +85,7 @@ def reference_model(method, **opts):
     """(reference, trainer, model built by the trainer with the reference's prompt values)."""
     ref = load_reference(method)
     trainer = bare_trainer(method, **opts)
-    model = trainer.build_clip_model(reference_clip())
+    model = trainer.build_clip_model(reference_clip(), ref["meta"]["classnames"])
     values = to_our_names(ref["trainable_values"])
     trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
     assert set(trainable) == set(values), "our trainable parameters must be exactly the authors'"
@@ -176,9 +176,9 @@ def test_non_vit_backbone_and_bad_options_are_clear_errors():
     with pytest.raises(ValueError, match="Vision Transformer"):
         PromptedViT(resnet_clip.visual)
     with pytest.raises(ValueError, match="BOTTOMLIMIT must be in 1..2"):
-        bare_trainer("dpt", **{"TRAINER.DPT.BOTTOMLIMIT": 3}).build_clip_model(reference_clip())
-    with pytest.raises(ValueError, match="BOTTOMLIMIT"):
-        bare_trainer("dpt", **{"TRAINER.DPT.BOTTOMLIMIT": 0})
+        bare_trainer("dpt", **{"TRAINER.DPT.BOTTOMLIMIT": 3}).build_clip_model(reference_clip(), ["a", "b"])
+    with pytest.raises(ValueError, match="BOTTOMLIMIT must be in 1..2"):
+        bare_trainer("dpt", **{"TRAINER.DPT.BOTTOMLIMIT": 0}).build_clip_model(reference_clip(), ["a", "b"])
     with pytest.raises(ValueError, match="CPN"):
         bare_trainer("dpt", **{"TRAINER.DPT.CPN": 0})
     with pytest.raises(ValueError, match="ResNet"):
@@ -264,7 +264,7 @@ def test_precision_modes_compute_the_fp32_loss(precision, rtol):
 
 def dpt_parameter_count(n_classes, embed_dim, width, text_width, depth, n_ctx=16, vpt_n_ctx=10, bottom_limit=12,
                         n_extra=10, attn_dim=32):
-    """DPT_SPEC section 5: text context + deep prompts + one CAVPT per class-aware block."""
+    """README.md, "DPT" (trainable parameters): text context + deep prompts + one CAVPT per class-aware block."""
     per_cavpt = (embed_dim * width + width) + 2 * width * attn_dim + width * width + 4 * width + n_extra * width
     n_cavpt = depth - (bottom_limit - 1)
     return n_ctx * text_width + (bottom_limit - 1) * vpt_n_ctx * width + n_cavpt * (per_cavpt + width * n_classes)
@@ -277,13 +277,13 @@ def test_parameter_counts_of_vit_b():
     clip_model = CLIP(512, 32, 12, 768, 32, 77, 49408, 512, 8, 1).eval()
     counts = {}
     for n_classes in (10, 100, 1000):
-        model = DPTCLIP(clip_model, [f"class {i}" for i in range(n_classes)], "ImageNet")
+        model = DPTCLIP(clip_model, [f"class {i}" for i in range(n_classes)])
         counts[n_classes] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert counts == {10: 1_144_064, 100: 1_213_184, 1000: 1_904_384}
     assert counts[1000] == dpt_parameter_count(1000, 512, 768, 512, 12)
-    vlp = VLPCLIP(clip_model, ["a", "b"], "ImageNet")
+    vlp = VLPCLIP(clip_model, ["a", "b"])
     assert sum(p.numel() for p in vlp.parameters() if p.requires_grad) == 16 * 512 + 12 * 10 * 768
-    vpt = VPTCLIP(clip_model, ["a", "b"], "ImageNet")
+    vpt = VPTCLIP(clip_model, ["a", "b"])
     assert sum(p.numel() for p in vpt.parameters() if p.requires_grad) == 12 * 10 * 768
 
 
@@ -373,7 +373,7 @@ def test_a_subclassed_variant_registers_and_runs_through_train_py(run_train, tmp
 def test_coop_text_options_work_in_dpt(opts, ctx_shape):
     ref = load_reference("dpt")
     trainer = bare_trainer("dpt", **opts)
-    model = trainer.build_clip_model(reference_clip())
+    model = trainer.build_clip_model(reference_clip(), ref["meta"]["classnames"])
     assert tuple(model.prompt_learner.ctx.shape) == ctx_shape
     model.train()
     loss, _ = trainer.compute_loss(float_outputs(model(ref["images"])), ref["labels"])

@@ -1,38 +1,70 @@
-"""What every CLIP prompt-tuning trainer here shares: loading CLIP, freezing it, precision modes,
-parameter-count logging, loading prompts across class sets and multi-process (DDP) training. A
-method subclasses `ClipPromptTrainer` and writes `build_model` and `forward_backward`, as in Dassl.
+"""The one trainer skeleton of every method here (Dassl's build_model + forward_backward, filled in).
+
+`ClipPromptTrainer.build_model` loads CLIP, calls the method's `build_clip_model(clip_model,
+classnames)`, registers the trainable modules (each with its own optimiser, scheduler and checkpoint
+folder) and freezes everything else; `forward_backward` runs the model under the configured precision
+and calls `compute_loss(outputs, labels) -> (loss, components)`. Every model returns a dict with at
+least `logits` [B, C]. So a new method writes:
+
+- `build_clip_model(clip_model, classnames)`: its model, from plain arguments;
+- `compute_loss(outputs, labels)`, unless its loss is the cross-entropy of `logits`;
+- `optim_cfg_for(module_name)`, only where a module needs optimiser settings other than OPTIM;
+- in its module, `extend_cfg(cfg)` adding its `TRAINER.<NAME>` node (with `PREC`), and
+  `check_method_cfg(node)` for its own options.
+
+The skeleton also owns precision modes, parameter-count logging, loading the only trained module
+from MODEL.INIT_WEIGHTS and multi-process (DDP) training.
 """
 import contextlib
 import inspect
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from dassl_compat import TrainerX, count_num_param
+from dassl_compat import (
+    TrainerX,
+    build_lr_scheduler,
+    build_optimizer,
+    compute_accuracy,
+    count_num_param,
+    load_pretrained_weights,
+)
+from dassl_compat.errors import UserError
 
 from .clip_backbone import load_clip_from_cfg
+from .templates import template_for
 from .text import TextEncoder
 
 PRECISIONS = ("fp32", "fp16", "amp", "bf16")
 
 
+def extend_cfg(cfg):
+    """The keys every trainer here reads besides its own TRAINER.<NAME> node."""
+    # Where CLIP weights come from: MODEL.BACKBONE.NAME is an OpenAI name (ViT-B/16, RN50, ...);
+    # PATH, when set, is a checkpoint file to load instead of ~/.cache/clip/<file>.
+    cfg.MODEL.BACKBONE.PATH = ""
+    # Gradient checkpointing of the text encoder while training (memory for many classes, e.g. ImageNet).
+    cfg.MODEL.TEXT_GRAD_CHECKPOINT = False
+
+
 class ClipPromptTrainer(TrainerX):
-    """A Dassl TrainerX with precision handling for frozen-CLIP methods.
+    """A Dassl TrainerX around a frozen CLIP; subclasses set `config_node` and write `build_clip_model`.
 
     Precision, from `cfg.TRAINER.<config_node>.PREC`: "fp32"; "fp16" / "amp" (fp16 autocast with a
     GradScaler, fp32 master parameters); "bf16" (bf16 autocast). Parameters always stay fp32, so
     small updates are never rounded away (the reference's pure-fp16 updates lose them).
     """
 
-    config_node = ""
+    config_node = ""  # the method's config node, TRAINER.<config_node>
+    requires_vit = False  # True for methods that prompt the ViT's blocks (a ResNet backbone is refused)
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        model = getattr(self, "model", None)  # zero-shot trainers have nothing to train or wrap
-        if model is not None and cfg.MODEL.TEXT_GRAD_CHECKPOINT:
-            for module in model.modules():
+        if cfg.MODEL.TEXT_GRAD_CHECKPOINT:
+            for module in self.model.modules():
                 if isinstance(module, TextEncoder):
                     module.gradient_checkpointing = True
         if is_distributed():
@@ -63,8 +95,7 @@ class ClipPromptTrainer(TrainerX):
             drop_last=True,
             pin_memory=loader.pin_memory,
         )
-        model = getattr(self, "model", None)
-        if model is not None and any(p.requires_grad for p in model.parameters()):
+        if any(p.requires_grad for p in self.model.parameters()):  # zero-shot CLIP has nothing to train
             device_ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()] \
                 if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.model, device_ids=device_ids, **ddp_options())
@@ -87,18 +118,99 @@ class ClipPromptTrainer(TrainerX):
         return self.cfg.TRAINER[self.config_node]
 
     @property
+    def template(self):
+        """The dataset's hand-written zero-shot template ("a photo of a {}." when it has none)."""
+        return template_for(self.cfg.DATASET.NAME)
+
+    @property
     def precision(self):
         return self.method_cfg.PREC
 
     def check_cfg(self, cfg):
-        prec = cfg.TRAINER[self.config_node].PREC
-        if prec not in PRECISIONS:
-            raise ValueError(f"TRAINER.{self.config_node}.PREC must be one of {PRECISIONS}, got {prec!r}")
+        node = cfg.TRAINER[self.config_node]
+        if node.PREC not in PRECISIONS:
+            raise ValueError(f"TRAINER.{self.config_node}.PREC must be one of {PRECISIONS}, got {node.PREC!r}")
+        backbone = cfg.MODEL.BACKBONE.NAME
+        if self.requires_vit and backbone.startswith("RN"):
+            raise ValueError(
+                f"{type(self).__name__} prompts a Vision Transformer; MODEL.BACKBONE.NAME {backbone!r} "
+                "is a ResNet. Use ViT-B/16, ViT-B/32, ..."
+            )
+        self.check_method_cfg(node)
+
+    def check_method_cfg(self, node):
+        """Validate the method's own config node (raise a ValueError naming the key); none by default."""
 
     def load_clip(self):
         backbone = self.cfg.MODEL.BACKBONE
         print(f"Loading CLIP (backbone: {backbone.NAME}{', file: ' + backbone.PATH if backbone.PATH else ''})")
         return load_clip_from_cfg(self.cfg)
+
+    def build_model(self):
+        """CLIP -> the method's model -> trainable modules registered, everything else frozen."""
+        clip_model = self.load_clip()
+        print(f"Building {type(self).__name__}")
+        self.model = self.build_clip_model(clip_model, self.dm.dataset.classnames)
+        self.model.to(self.device)
+        self.register_trainable_modules()
+        trained = {id(p) for name in self.get_model_names() for p in self._models[name].parameters()}
+        for param in self.model.parameters():
+            param.requires_grad_(id(param) in trained)
+        if self.cfg.MODEL.INIT_WEIGHTS:
+            self.load_init_weights(self.cfg.MODEL.INIT_WEIGHTS)
+        self.log_trainable_parameters(self.model)
+
+    def build_clip_model(self, clip_model, classnames):
+        """The method's nn.Module around a loaded CLIP; its forward(images [B, 3, H, W]) returns a dict
+        with at least `logits` [B, C]."""
+        raise NotImplementedError(f"{type(self).__name__} builds its model in build_clip_model(clip_model, classnames)")
+
+    def register_trainable_modules(self):
+        """Register each top-level module of the model that has trainable parameters under its
+        attribute name (its checkpoint folder), with its own optimiser and scheduler (Dassl's
+        register_model) built from `optim_cfg_for(name)`.
+
+        The modules trained with OPTIM come first: the log's `lr` is the first module's.
+        """
+        trained = [(name, module) for name, module in self.model.named_children()
+                   if any(param.requires_grad for param in module.parameters())]
+        for name, module in sorted(trained, key=lambda item: self.optim_cfg_for(item[0]) is not self.cfg.OPTIM):
+            optim_cfg = self.optim_cfg_for(name)
+            optim = build_optimizer(module, optim_cfg)
+            self.register_model(name, module, optim, build_lr_scheduler(optim, optim_cfg))
+
+    def optim_cfg_for(self, module_name):
+        """The optimiser and schedule settings of a trained module: OPTIM unless a method says otherwise."""
+        return self.cfg.OPTIM
+
+    def load_init_weights(self, path):
+        """MODEL.INIT_WEIGHTS: the weights of the trainer's only trained module (CoOp's option)."""
+        names = self.get_model_names()
+        if len(names) != 1:
+            raise UserError(
+                f"MODEL.INIT_WEIGHTS ({path}) loads the weights of one module, but {type(self).__name__} trains "
+                f"{len(names)} ({', '.join(names) or 'none'}). Load trained prompts with --eval-only --model-dir "
+                "(or resume with --resume) and leave MODEL.INIT_WEIGHTS empty."
+            )
+        load_pretrained_weights(self._models[names[0]], path)
+
+    def compute_loss(self, outputs, labels):
+        """(loss, {component name: value to log}) of the model's outputs; default: CE of the logits."""
+        loss = F.cross_entropy(outputs["logits"], labels)
+        return loss, {"ce_logits": loss.detach()}
+
+    def forward_backward(self, batch):
+        """One training step: model under the precision mode, loss in fp32, backward, optimiser steps."""
+        images, labels = self.parse_batch_train(batch)
+        with self.autocast():
+            outputs = self.model(images)
+        outputs = {key: value.float() if value.is_floating_point() else value for key, value in outputs.items()}
+        loss, components = self.compute_loss(outputs, labels)
+        self.model_backward_and_update(loss)
+        self.step_lr_at_epoch_end()
+        summary = {"loss": loss.item(), "acc": compute_accuracy(outputs["logits"], labels)[0].item()}
+        summary.update({name: float(value) for name, value in components.items()})
+        return summary
 
     def autocast(self):
         """The autocast context of the configured precision (a no-op in fp32)."""
@@ -113,12 +225,6 @@ class ClipPromptTrainer(TrainerX):
             enabled = self.precision in ("fp16", "amp")
             self._grad_scaler = torch.amp.GradScaler(self.device.type, enabled=enabled)
         return self._grad_scaler
-
-    @staticmethod
-    def freeze_all_but(model, trainable_prefixes):
-        """Turn off gradients of every parameter whose name starts with none of `trainable_prefixes`."""
-        for name, param in model.named_parameters():
-            param.requires_grad_(name.startswith(tuple(trainable_prefixes)))
 
     def log_trainable_parameters(self, model):
         """Print the trainable parameters per top-level module and in total; returns the total."""
@@ -149,7 +255,7 @@ class ClipPromptTrainer(TrainerX):
 
     def model_inference(self, input):
         with self.autocast():
-            return self.model(input).float()
+            return self.model(input)["logits"].float()
 
     def step_lr_at_epoch_end(self):
         """Dassl trainers step their schedulers after the last batch of an epoch."""

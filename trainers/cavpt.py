@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 
 class ClassAwarePromptGenerator(nn.Module):
-    """Generates the class-aware prompts of one ViT block (DPT_SPEC section 3).
+    """Generates the class-aware prompts of one ViT block (the formula of the module docstring).
 
     Args:
         text_dim: E, the CLIP embedding dimension of the text features.

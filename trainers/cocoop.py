@@ -14,11 +14,20 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from yacs.config import CfgNode as CN
 
 from dassl_compat import TRAINER_REGISTRY
 
 from .coop import CoOp
 from .text import PromptLearner, TextEncoder
+
+
+def extend_cfg(cfg):
+    """TRAINER.COCOOP, with the names and defaults of the CoOp repository."""
+    cfg.TRAINER.COCOOP = CN()
+    cfg.TRAINER.COCOOP.N_CTX = 16
+    cfg.TRAINER.COCOOP.CTX_INIT = ""
+    cfg.TRAINER.COCOOP.PREC = "fp16"
 
 
 class ConditionalPromptLearner(PromptLearner):
@@ -55,16 +64,23 @@ class CoCoOpCLIP(nn.Module):
     """CLIP whose class text features are conditioned on each image.
 
     logits[b, c] = 100 * cos(image b, text of class c under image b's prompts).
+
+    Args:
+        clip_model: an OpenAI CLIP (frozen here); classnames: the C class names.
+        n_ctx, ctx_init: the context's options (`text.PromptLearner`).
+        eval_prompts_per_call: in eval mode, at most this many prompts (at least one image's C) go
+            through the text encoder per call, which bounds memory for 1000-class ImageNet at test
+            batch 100 (100,000 prompts otherwise).
     """
 
-    def __init__(self, cocoop_cfg, classnames, clip_model):
+    def __init__(self, clip_model, classnames, n_ctx=16, ctx_init="", eval_prompts_per_call=10_000):
         super().__init__()
-        self.prompt_learner = ConditionalPromptLearner(
-            classnames, clip_model, n_ctx=cocoop_cfg.N_CTX, ctx_init=cocoop_cfg.CTX_INIT
-        )
+        clip_model.requires_grad_(False)
+        self.prompt_learner = ConditionalPromptLearner(classnames, clip_model, n_ctx=n_ctx, ctx_init=ctx_init)
         self.image_encoder = clip_model.visual
         self.text_encoder = TextEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale
+        self.eval_prompts_per_call = eval_prompts_per_call
 
     def text_features(self, image_features, images_per_call=None):
         """Unnormalised text features [B, C, E] of each image's prompts, from normalised image features [B, E].
@@ -83,24 +99,24 @@ class CoCoOpCLIP(nn.Module):
         return torch.cat(features)
 
     def forward(self, image, images_per_call=None):
-        """Images [B, 3, H, W] -> logits [B, C] (fp32)."""
+        """Images [B, 3, H, W] -> {"logits": [B, C]} (fp32).
+
+        images_per_call: images whose prompts share a text-encoder call; default: the whole batch in
+        training, eval_prompts_per_call // C in eval mode.
+        """
+        if images_per_call is None and not self.training:
+            images_per_call = max(1, self.eval_prompts_per_call // self.prompt_learner.n_cls)
         image_features = F.normalize(self.image_encoder(image).float(), dim=-1)  # [B, E]
         text_features = F.normalize(self.text_features(image_features, images_per_call).float(), dim=-1)
         cosine = (text_features * image_features.unsqueeze(1)).sum(dim=-1)  # [B, C], fp32 under autocast too
-        return self.logit_scale.exp() * cosine
+        return {"logits": self.logit_scale.exp() * cosine}
 
 
 @TRAINER_REGISTRY.register()
 class CoCoOp(CoOp):
-    """Trains the context and the meta-net (the prompt learner) with cross-entropy, as CoOp does."""
+    """Trains the context and the meta-net (the prompt learner) with cross-entropy (TRAINER.COCOOP)."""
 
     config_node = "COCOOP"
-    model_class = CoCoOpCLIP
-    # Evaluation encodes at most this many prompts per text-encoder call (at least one image's C),
-    # which bounds memory for 1000-class ImageNet at test batch 100 (100,000 prompts otherwise).
-    eval_prompts_per_call = 10_000
 
-    def model_inference(self, input):
-        images_per_call = max(1, self.eval_prompts_per_call // self.num_classes)
-        with self.autocast():
-            return self.model(input, images_per_call=images_per_call)
+    def build_clip_model(self, clip_model, classnames):
+        return CoCoOpCLIP(clip_model, classnames, self.method_cfg.N_CTX, self.method_cfg.CTX_INIT)

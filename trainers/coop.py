@@ -5,32 +5,41 @@ Reference implementation: github.com/KaiyangZhou/CoOp (trainers/coop.py).
 """
 import torch.nn as nn
 import torch.nn.functional as F
+from yacs.config import CfgNode as CN
 
-from dassl_compat import (
-    TRAINER_REGISTRY,
-    build_lr_scheduler,
-    build_optimizer,
-    compute_accuracy,
-    load_pretrained_weights,
-)
+from dassl_compat import TRAINER_REGISTRY
 
 from .base import ClipPromptTrainer
 from .text import EvalTextCache, PromptLearner, TextEncoder
 
 
-class CoOpCLIP(nn.Module):
-    """CLIP whose class text features come from learned prompts: logits [B, C] = 100 * cos(img, text)."""
+def add_text_context_keys(node):
+    """CoOp's text-context keys with CoOp's defaults (TRAINER.COOP; VLP and DPT have them too)."""
+    node.N_CTX = 16  # context vectors M
+    node.CSC = False  # class-specific context ([C, M, W] instead of [M, W])
+    node.CTX_INIT = ""  # initial context words ("a photo of a"); sets N_CTX to their number
+    node.CLASS_TOKEN_POSITION = "end"  # end, middle or front
+    node.PREC = "fp16"
 
-    def __init__(self, coop_cfg, classnames, clip_model):
+
+def extend_cfg(cfg):
+    """TRAINER.COOP, with the names and defaults of the CoOp repository."""
+    cfg.TRAINER.COOP = CN()
+    add_text_context_keys(cfg.TRAINER.COOP)
+
+
+class CoOpCLIP(nn.Module):
+    """CLIP whose class text features come from learned prompts: logits [B, C] = 100 * cos(img, text).
+
+    Args:
+        clip_model: an OpenAI CLIP (frozen here); classnames: the C class names.
+        n_ctx, ctx_init, csc, class_token_position: the prompt learner's options (`text.PromptLearner`).
+    """
+
+    def __init__(self, clip_model, classnames, n_ctx=16, ctx_init="", csc=False, class_token_position="end"):
         super().__init__()
-        self.prompt_learner = PromptLearner(
-            classnames,
-            clip_model,
-            n_ctx=coop_cfg.N_CTX,
-            ctx_init=coop_cfg.CTX_INIT,
-            csc=coop_cfg.CSC,
-            class_token_position=coop_cfg.CLASS_TOKEN_POSITION,
-        )
+        clip_model.requires_grad_(False)
+        self.prompt_learner = PromptLearner(classnames, clip_model, n_ctx, ctx_init, csc, class_token_position)
         self.image_encoder = clip_model.visual
         self.text_encoder = TextEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale
@@ -45,38 +54,19 @@ class CoOpCLIP(nn.Module):
         return self.text_encoder(self.prompt_learner(), self.prompt_learner.eot_indices)
 
     def forward(self, image):
+        """Images [B, 3, H, W] -> {"logits": [B, C]}."""
         image_features = F.normalize(self.image_encoder(image), dim=-1)
         text_features = F.normalize(self.text_cache.get("text", self.text_features, self.training), dim=-1)
-        return self.logit_scale.exp() * image_features @ text_features.t()
+        return {"logits": self.logit_scale.exp() * image_features @ text_features.t()}
 
 
 @TRAINER_REGISTRY.register()
 class CoOp(ClipPromptTrainer):
-    """Trains only the prompt learner's context with cross-entropy."""
+    """Trains only the prompt learner's context with cross-entropy (TRAINER.COOP)."""
 
     config_node = "COOP"
     class_dependent_keys = ("token_prefix", "token_suffix")
-    model_class = CoOpCLIP  # built as model_class(cfg.TRAINER.<config_node>, classnames, clip_model)
 
-    def build_model(self):
-        cfg = self.cfg
-        clip_model = self.load_clip()
-        print("Building custom CLIP")
-        self.model = self.model_class(self.method_cfg, self.dm.dataset.classnames, clip_model)
-        self.freeze_all_but(self.model, ["prompt_learner"])
-        if cfg.MODEL.INIT_WEIGHTS:
-            load_pretrained_weights(self.model.prompt_learner, cfg.MODEL.INIT_WEIGHTS)
-        self.model.to(self.device)
-        self.log_trainable_parameters(self.model)
-        self.optim = build_optimizer(self.model.prompt_learner, cfg.OPTIM)
-        self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
-        self.register_model("prompt_learner", self.model.prompt_learner, self.optim, self.sched)
-
-    def forward_backward(self, batch):
-        image, label = self.parse_batch_train(batch)
-        with self.autocast():
-            output = self.model(image)
-            loss = F.cross_entropy(output.float(), label)
-        self.model_backward_and_update(loss)
-        self.step_lr_at_epoch_end()
-        return {"loss": loss.item(), "acc": compute_accuracy(output, label)[0].item()}
+    def build_clip_model(self, clip_model, classnames):
+        node = self.method_cfg
+        return CoOpCLIP(clip_model, classnames, node.N_CTX, node.CTX_INIT, node.CSC, node.CLASS_TOKEN_POSITION)

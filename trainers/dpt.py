@@ -1,9 +1,10 @@
 """DPT: dual-modality prompt tuning = CoOp text prompts + deep visual prompts + class-aware visual prompts.
 
 Xing et al., "Dual Modality Prompt Tuning for Vision-Language Pre-Trained Model", IEEE TMM 2023
-(arXiv 2208.08340); reference implementation github.com/fanrena/DPT (`trainers/DPT.py`). Our default
-configuration computes the same function as that code (DPT_SPEC); its defects we fix are listed in
-the README (notably: the auxiliary loss is 0, not NaN, when no label is among the top K classes).
+(arXiv 2208.08340); reference implementation github.com/fanrena/DPT (`trainers/DPT.py`); the method in
+short: README.md, "DPT". Our default configuration computes the same function as that code; its
+defects we fix are listed in the README, "What we fixed in the reference code" (notably: the
+auxiliary loss is 0, not NaN, when no label is among the top K classes).
 
 Blocks 0..BOTTOMLIMIT-2 of the ViT get ordinary deep visual prompts; blocks BOTTOMLIMIT-1..depth-1 get
 class-aware prompts (`cavpt.py`) generated from the learned text features of the K = min(CPN, C)
@@ -18,14 +19,26 @@ from dassl_compat import TRAINER_REGISTRY
 
 from .cavpt import ClassAwarePrompts
 from .visual import PromptedViT, run_block_with_prompts
-from .vlp import VLP, VLPCLIP
+from .vlp import VLP, VLPCLIP, guidance_loss, vlp_config_node
+
+
+def extend_cfg(cfg):
+    """TRAINER.DPT: VLP's options plus the class-aware prompts' (reference run script defaults)."""
+    node = vlp_config_node()
+    node.BOTTOMLIMIT = 12  # blocks BOTTOMLIMIT-1..depth-1 are class-aware (1 = all of them)
+    node.CPN = 10  # class prompts per class-aware block: the top-K classes, K = min(CPN, C)
+    node.ALPHA = 0.3  # weight of CAVPT's auxiliary loss
+    node.CAVPT_EXTRA_TOKENS = 10  # learnable key/value tokens of the CAVPT attention
+    node.CAVPT_ATTN_DIM = 32  # query/key dimension of the CAVPT attention
+    cfg.TRAINER.DPT = node
 
 
 class DPTCLIP(VLPCLIP):
     """VLP's model with class-aware visual prompts in the top blocks.
 
-    Args (besides VLPCLIP's):
-        bottom_limit: BL in 1..depth; blocks BL-1..depth-1 are class-aware, the ones below get deep prompts.
+    Args (keyword only; any other keyword goes to VLPCLIP: template, n_ctx, ..., n_visual_tokens):
+        n_class_aware_blocks: the top blocks (1..depth) that get class-aware prompts; the ones below
+            get deep prompts.
         n_class_prompts: CPN; K = min(CPN, C) classes are selected per image.
         n_extra_tokens, attn_dim: CAVPT's learnable key/value tokens and its query/key dimension.
 
@@ -39,37 +52,22 @@ class DPTCLIP(VLPCLIP):
         self,
         clip_model,
         classnames,
-        dataset_name,
-        n_ctx=16,
-        ctx_init="",
-        csc=False,
-        class_token_position="end",
-        n_visual_tokens=10,
-        bottom_limit=12,
+        *,
+        n_class_aware_blocks=1,
         n_class_prompts=10,
         n_extra_tokens=10,
         attn_dim=32,
+        **vlp_options,
     ):
         depth = PromptedViT(clip_model.visual).depth  # raises for a non-ViT backbone
-        if not 1 <= bottom_limit <= depth:
+        if not 1 <= n_class_aware_blocks <= depth:
             raise ValueError(
-                f"BOTTOMLIMIT must be in 1..{depth} (the ViT's depth) so that at least one block is "
-                f"class-aware, got {bottom_limit}"
+                f"n_class_aware_blocks must be in 1..{depth} (the ViT's depth), got {n_class_aware_blocks}"
             )
-        super().__init__(
-            clip_model,
-            classnames,
-            dataset_name,
-            n_ctx,
-            ctx_init,
-            csc,
-            class_token_position,
-            n_visual_tokens,
-            n_visual_blocks=bottom_limit - 1,
-        )
+        super().__init__(clip_model, classnames, n_visual_blocks=depth - n_class_aware_blocks, **vlp_options)
         self.n_class_prompts = min(n_class_prompts, len(classnames))
         self.cavpt = ClassAwarePrompts(
-            depth - (bottom_limit - 1),
+            n_class_aware_blocks,
             self.image_encoder.output_dim,
             self.image_encoder.width,
             len(classnames),
@@ -135,40 +133,37 @@ class DPT(VLP):
 
     def check_method_cfg(self, node):
         super().check_method_cfg(node)
-        name = f"TRAINER.{self.config_node}"
-        if node.BOTTOMLIMIT < 1:
-            raise ValueError(f"{name}.BOTTOMLIMIT must be in 1..depth of the ViT, got {node.BOTTOMLIMIT}")
         if node.CPN < 1 or node.CAVPT_EXTRA_TOKENS < 0 or node.CAVPT_ATTN_DIM < 1:
             raise ValueError(
-                f"{name}.CPN must be >= 1, CAVPT_EXTRA_TOKENS >= 0 and CAVPT_ATTN_DIM >= 1; got {node.CPN}, "
+                f"TRAINER.DPT.CPN must be >= 1, CAVPT_EXTRA_TOKENS >= 0 and CAVPT_ATTN_DIM >= 1; got {node.CPN}, "
                 f"{node.CAVPT_EXTRA_TOKENS}, {node.CAVPT_ATTN_DIM}"
             )
 
-    def build_clip_model(self, clip_model):
+    def build_clip_model(self, clip_model, classnames):
         node = self.method_cfg
+        depth = PromptedViT(clip_model.visual).depth
+        if not 1 <= node.BOTTOMLIMIT <= depth:  # known only now: the depth is the loaded CLIP's
+            raise ValueError(
+                f"TRAINER.{self.config_node}.BOTTOMLIMIT must be in 1..{depth} (the ViT's depth) so that at least "
+                f"one block is class-aware, got {node.BOTTOMLIMIT}"
+            )
         return DPTCLIP(
             clip_model,
-            self.dm.dataset.classnames,
-            self.cfg.DATASET.NAME,
-            bottom_limit=node.BOTTOMLIMIT,
+            classnames,
+            n_class_aware_blocks=depth - (node.BOTTOMLIMIT - 1),  # blocks BOTTOMLIMIT-1..depth-1
             n_class_prompts=node.CPN,
             n_extra_tokens=node.CAVPT_EXTRA_TOKENS,
             attn_dim=node.CAVPT_ATTN_DIM,
-            **self.model_kwargs(),
+            **self.vlp_model_options(),
         )
 
-    def register_trainable_modules(self):
-        """Visual prompts and CAVPT with OPTIM; the text context with TEXT_LR and TEXT_WARMUP_EPOCH."""
-        self.register_trainable("visual_prompts", self.model.visual_prompts, self.cfg.OPTIM)
-        self.register_trainable("cavpt", self.model.cavpt, self.cfg.OPTIM)
-        self.register_trainable("prompt_learner", self.model.prompt_learner, self.text_optim_cfg())
-
     def compute_loss(self, outputs, labels):
-        """Guidance loss + ALPHA * auxiliary loss; returns (loss, components)."""
-        loss, components = super().compute_loss(outputs, labels)
+        """VLP's guidance loss + ALPHA * auxiliary loss; returns (loss, components)."""
+        node = self.method_cfg
+        loss, components = guidance_loss(outputs, labels, self.epoch, node.C_PRE, node.GUIDANCE_WEIGHT)
         aux_loss, n_kept = self.auxiliary_loss(outputs, labels)
         components.update(aux_ce=aux_loss.detach(), aux_rows_kept=n_kept)
-        return loss + self.method_cfg.ALPHA * aux_loss, components
+        return loss + node.ALPHA * aux_loss, components
 
     def auxiliary_loss(self, outputs, labels):
         """(loss, rows kept) of CAVPT's auxiliary classifier; override to change it."""

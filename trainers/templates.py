@@ -1,4 +1,9 @@
-"""Hand-written zero-shot prompt templates: one per dataset (CoOp's) and the ImageNet ensemble."""
+"""Hand-written zero-shot prompt templates, one per dataset (CoOp's) and the ImageNet ensemble, and
+the fixed text features of a template set."""
+import torch
+import torch.nn.functional as F
+
+from .text import TextEncoder
 
 DEFAULT_TEMPLATE = "a photo of a {}."
 
@@ -50,3 +55,11 @@ def ensemble_templates(dataset_name):
 def class_prompts(template, classnames):
     """The template filled with each class name, underscores replaced by spaces."""
     return [template.format(name.replace("_", " ")) for name in classnames]
+
+
+def template_text_features(clip_model, classnames, templates):
+    """Normalised text features [C, E] of the templates filled with each class name: per template
+    normalised, averaged over the templates and normalised again (frozen CLIP, no gradient)."""
+    encoder = TextEncoder(clip_model)
+    features = torch.stack([encoder.encode_texts(class_prompts(template, classnames)) for template in templates])
+    return F.normalize(features.mean(dim=0), dim=-1)  # [C, E]

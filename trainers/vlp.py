@@ -4,7 +4,7 @@ The "vision-language prompt" ablation of Xing et al., "Dual Modality Prompt Tuni
 Vision-Language Pre-Trained Model" (IEEE TMM 2023); reference implementation github.com/fanrena/DPT
 (`trainers/VLP.py`). DPT (`dpt.py`) extends this model and trainer with class-aware visual prompts.
 
-Guidance (DPT_SPEC section 4): besides the prediction `logits` (prompted image vs learned text), the
+Guidance (README.md, "DPT"): besides the prediction `logits` (prompted image vs learned text), the
 model produces `text_guidance_logits` (frozen zero-shot image vs learned text: a CoOp signal) and
 `visual_guidance_logits` (prompted image vs fixed template text: a VPT signal). For epochs < C_PRE
 the loss is CE(text_guidance) + CE(visual_guidance) + GUIDANCE_WEIGHT * CE(logits), then CE(logits).
@@ -12,20 +12,41 @@ the loss is CE(text_guidance) + CE(visual_guidance) + GUIDANCE_WEIGHT * CE(logit
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from yacs.config import CfgNode as CN
 
 from dassl_compat import TRAINER_REGISTRY
 
+from .base import ClipPromptTrainer
+from .coop import add_text_context_keys
+from .templates import template_text_features
 from .text import EvalTextCache, PromptLearner, TextEncoder
 from .visual import DeepVisualPrompts, PromptedViT
-from .vpt import VPT, template_text_features
+
+
+def vlp_config_node():
+    """VLP's options (DPT has them too). Defaults are the values of the reference run script
+    (github.com/fanrena/DPT); values hard-coded there are keys here, with that value as default."""
+    node = CN()
+    add_text_context_keys(node)  # CoOp's N_CTX, CSC, CTX_INIT, CLASS_TOKEN_POSITION, PREC
+    node.VPT_N_CTX = 10  # deep visual prompt tokens per block (upstream TRAINER.VPT.N_CTX)
+    node.C_PRE = 30  # guidance epochs (upstream PRETRAIN.C): guidance loss while epoch < C_PRE
+    node.GUIDANCE_WEIGHT = 0.1  # weight of CE(logits) during the guidance epochs
+    node.TEXT_LR = 0.002  # learning rate of the text context (visual prompts use OPTIM.LR)
+    node.TEXT_WARMUP_EPOCH = 1  # warmup epochs of the text context (visual: OPTIM.WARMUP_EPOCH)
+    return node
+
+
+def extend_cfg(cfg):
+    """TRAINER.VLP."""
+    cfg.TRAINER.VLP = vlp_config_node()
 
 
 class VLPCLIP(nn.Module):
     """CLIP with a CoOp prompt learner, deep visual prompts and the guidance logits.
 
     Args:
-        clip_model: an OpenAI CLIP ViT (frozen here).
-        classnames, dataset_name: the class set and the dataset whose zero-shot template is used.
+        clip_model: an OpenAI CLIP ViT (frozen here); classnames: the C class names.
+        template: the zero-shot template ("a photo of a {}.") of the visual guidance (and DPT's selector).
         n_ctx, ctx_init, csc, class_token_position: CoOp's text-context options.
         n_visual_tokens: deep visual prompt tokens per block.
         n_visual_blocks: how many blocks, from the first, get deep prompts (default: all).
@@ -38,7 +59,7 @@ class VLPCLIP(nn.Module):
         self,
         clip_model,
         classnames,
-        dataset_name,
+        template="a photo of a {}.",
         n_ctx=16,
         ctx_init="",
         csc=False,
@@ -55,7 +76,7 @@ class VLPCLIP(nn.Module):
             n_visual_blocks = self.image_encoder.depth
         self.visual_prompts = DeepVisualPrompts(n_visual_blocks, n_visual_tokens, self.image_encoder.width)
         self.register_buffer(
-            "template_text_features", template_text_features(clip_model, classnames, dataset_name), persistent=False
+            "template_text_features", template_text_features(clip_model, classnames, [template]), persistent=False
         )
         self.logit_scale = clip_model.logit_scale
         self.text_cache = EvalTextCache()
@@ -103,7 +124,7 @@ class VLPCLIP(nn.Module):
 
 
 def guidance_loss(outputs, labels, epoch, guidance_epochs, guidance_weight):
-    """DPT's general-knowledge guidance loss (DPT_SPEC section 4); returns (loss, components).
+    """DPT's general-knowledge guidance loss (README.md, "DPT"); returns (loss, components).
 
     epoch < guidance_epochs: CE(text_guidance) + CE(visual_guidance) + guidance_weight * CE(logits);
     afterwards CE(logits). The components always report all three cross-entropies.
@@ -122,13 +143,14 @@ def guidance_loss(outputs, labels, epoch, guidance_epochs, guidance_weight):
 
 
 @TRAINER_REGISTRY.register()
-class VLP(VPT):
+class VLP(ClipPromptTrainer):
     """Text context + deep visual prompts in every block, trained with the guidance loss (TRAINER.VLP).
 
     The text context has its own optimiser (TEXT_LR, TEXT_WARMUP_EPOCH); the visual prompts use OPTIM.
     """
 
     config_node = "VLP"
+    requires_vit = True
     class_dependent_keys = ("token_prefix", "token_suffix")
 
     def check_method_cfg(self, node):
@@ -143,10 +165,11 @@ class VLP(VPT):
                 f"{node.TEXT_WARMUP_EPOCH}, {node.TEXT_LR}"
             )
 
-    def model_kwargs(self):
-        """The model's text-context and visual-prompt options from TRAINER.<config_node>."""
+    def vlp_model_options(self):
+        """VLPCLIP's keyword arguments from TRAINER.<config_node> and the dataset's template."""
         node = self.method_cfg
         return {
+            "template": self.template,
             "n_ctx": node.N_CTX,
             "ctx_init": node.CTX_INIT,
             "csc": node.CSC,
@@ -154,16 +177,14 @@ class VLP(VPT):
             "n_visual_tokens": node.VPT_N_CTX,
         }
 
-    def build_clip_model(self, clip_model):
-        return VLPCLIP(clip_model, self.dm.dataset.classnames, self.cfg.DATASET.NAME, **self.model_kwargs())
+    def build_clip_model(self, clip_model, classnames):
+        return VLPCLIP(clip_model, classnames, **self.vlp_model_options())
 
-    def register_trainable_modules(self):
-        """Visual prompts with OPTIM; the text context with TEXT_LR and TEXT_WARMUP_EPOCH."""
-        self.register_trainable("visual_prompts", self.model.visual_prompts, self.cfg.OPTIM)
-        self.register_trainable("prompt_learner", self.model.prompt_learner, self.text_optim_cfg())
-
-    def text_optim_cfg(self):
-        """OPTIM with the text context's learning rate and warmup (hard-coded upstream: 0.002, 1 epoch)."""
+    def optim_cfg_for(self, module_name):
+        """The text context: OPTIM with TEXT_LR and TEXT_WARMUP_EPOCH (hard-coded upstream: 0.002, 1
+        epoch); the other modules: OPTIM."""
+        if module_name != "prompt_learner":
+            return self.cfg.OPTIM
         optim_cfg = self.cfg.OPTIM.clone()
         optim_cfg.defrost()
         optim_cfg.LR = self.method_cfg.TEXT_LR

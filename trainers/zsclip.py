@@ -1,13 +1,41 @@
 """Zero-shot CLIP baselines: one hand-written template per dataset (ZeroshotCLIP) and the
 ImageNet template ensemble (ZeroshotCLIP2), as in the CoOp repository."""
-import torch
+import torch.nn as nn
 import torch.nn.functional as F
+from yacs.config import CfgNode as CN
 
 from dassl_compat import TRAINER_REGISTRY
 
 from .base import ClipPromptTrainer
-from .templates import class_prompts, ensemble_templates, template_for
-from .text import TextEncoder
+from .templates import ensemble_templates, template_text_features
+
+
+def extend_cfg(cfg):
+    """TRAINER.ZSCLIP: only the precision of the image encoder."""
+    cfg.TRAINER.ZSCLIP = CN()
+    cfg.TRAINER.ZSCLIP.PREC = "fp32"
+
+
+class TemplateCLIP(nn.Module):
+    """Frozen CLIP classifying against the fixed text features of hand-written templates.
+
+    Args:
+        clip_model: an OpenAI CLIP (frozen here); classnames: the C class names.
+        templates: templates with one "{}" for the class name; their features are averaged.
+    """
+
+    def __init__(self, clip_model, classnames, templates=("a photo of a {}.",)):
+        super().__init__()
+        clip_model.requires_grad_(False)
+        self.clip_model = clip_model
+        self.register_buffer(
+            "text_features", template_text_features(clip_model, classnames, templates), persistent=False
+        )  # [C, E]
+
+    def forward(self, images):
+        """Images [B, 3, H, W] -> {"logits": [B, C]}."""
+        image_features = F.normalize(self.clip_model.encode_image(images).float(), dim=-1)
+        return {"logits": self.clip_model.logit_scale.exp() * image_features @ self.text_features.t()}
 
 
 @TRAINER_REGISTRY.register()
@@ -17,24 +45,13 @@ class ZeroshotCLIP(ClipPromptTrainer):
     config_node = "ZSCLIP"
 
     def templates(self):
-        return [template_for(self.cfg.DATASET.NAME)]
+        return [self.template]
 
-    def build_model(self):
-        self.clip_model = self.load_clip().to(self.device)
-        self.clip_model.requires_grad_(False)
-        classnames = self.dm.dataset.classnames
-        text_encoder = TextEncoder(self.clip_model)
+    def build_clip_model(self, clip_model, classnames):
         templates = self.templates()
         for template in templates:
             print(f"Prompt template: {template!r}")
-        features = torch.stack([text_encoder.encode_texts(class_prompts(t, classnames)) for t in templates])
-        self.text_features = F.normalize(features.mean(dim=0), dim=-1)  # [C, E]
-
-    @torch.no_grad()
-    def model_inference(self, image):
-        with self.autocast():
-            image_features = F.normalize(self.clip_model.encode_image(image).float(), dim=-1)
-        return self.clip_model.logit_scale.exp() * image_features @ self.text_features.t()
+        return TemplateCLIP(clip_model, classnames, templates)
 
     def train(self):
         raise RuntimeError(f"{type(self).__name__} has nothing to train: run it with --eval-only")

@@ -23,7 +23,7 @@ from toyworld.pretrain import ToyClipConfig, build_toy_clip
 from toyworld.render import FOG_DENSITY, apply_style
 from toyworld.zeroshot import chance_upper_bound, load_images, zero_shot_accuracy
 from trainers.config import extend_cfg
-from trainers.templates import template_for
+from trainers.templates import class_prompts, template_for
 
 WEIGHTS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), "weights", "toyclip_vit.pt")
 TOY_SPECS = (TOY_FOG, TOY_DUSK)
@@ -221,7 +221,8 @@ def _zero_shot(model, dataset_root, spec):
     dataset = build(make_cfg(dataset_root, spec.name))
     images = load_images([item.impath for item in dataset.test])
     labels = [item.label for item in dataset.test]
-    return zero_shot_accuracy(model, images, labels, dataset.classnames, template_for(spec.name)), len(labels)
+    prompts = class_prompts(template_for(spec.name), dataset.classnames)
+    return zero_shot_accuracy(model, images, labels, prompts), len(labels)
 
 
 @pytest.mark.parametrize("spec", TOY_SPECS, ids=lambda s: s.name)

@@ -24,7 +24,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from toyworld.benchmarks import TOY_DATASETS, render_split
 from toyworld.pretrain import ToyClipConfig, export_state_dict, images_to_tensor, pretrain
 from toyworld.zeroshot import accuracy_of, image_features, linear_probe_accuracy, prompt_text_features
-from trainers.templates import template_for
+from trainers.templates import class_prompts, template_for
 
 DEFAULT_OUTPUT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), "weights", "toyclip_vit.pt")
 
@@ -60,7 +60,7 @@ def report(weights_path):
         train_images, train_labels = render_split(spec, "train")
         test_images, test_labels = render_split(spec, "test")
         test_features = image_features(model, images_to_tensor(test_images))  # [N, E], shared by both
-        text_features = prompt_text_features(model, spec.classnames, template_for(name))
+        text_features = prompt_text_features(model, class_prompts(template_for(name), spec.classnames))
         zero_shot = accuracy_of(test_features @ text_features.t(), test_labels)
         train_features = image_features(model, images_to_tensor(train_images))
         probe = linear_probe_accuracy(train_features, train_labels, test_features, test_labels)

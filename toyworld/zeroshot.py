@@ -1,7 +1,8 @@
 """Zero-shot and linear-probe accuracy of a CLIP model, and the chance-level bound they are tested against.
 
-The linear probe measures what the frozen image features can tell apart; zero-shot, what the prompt
-"a photo of a {class}." finds in them. The gap between the two is what prompt tuning can learn.
+The linear probe measures what the frozen image features can tell apart; zero-shot, what one prompt
+per class ("a photo of a {class}.", filled in by the caller) finds in them. The gap between the two
+is what prompt tuning can learn.
 """
 import math
 
@@ -10,8 +11,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-
-from trainers.templates import class_prompts
 
 from .pretrain import images_to_tensor
 
@@ -34,9 +33,9 @@ def image_features(model, images, batch_size=256):
 
 
 @torch.no_grad()
-def prompt_text_features(model, classnames, template="a photo of a {}."):
-    """L2-normalised text features [C, E] of `template` filled with each class name."""
-    text_features = model.encode_text(clip.tokenize(class_prompts(template, classnames))).float()
+def prompt_text_features(model, prompts):
+    """L2-normalised text features [C, E] of one prompt per class ("a photo of a red disk.", ...)."""
+    text_features = model.encode_text(clip.tokenize(prompts)).float()
     return text_features / text_features.norm(dim=-1, keepdim=True)
 
 
@@ -45,12 +44,12 @@ def accuracy_of(scores, labels):
     return (scores.argmax(dim=-1) == torch.as_tensor(labels)).float().mean().item()
 
 
-def zero_shot_accuracy(model, images, labels, classnames, template="a photo of a {}."):
-    """Top-1 accuracy in [0, 1] of `model` classifying `images` [N, 3, H, W] by `template` prompts.
+def zero_shot_accuracy(model, images, labels, prompts):
+    """Top-1 accuracy in [0, 1] of `model` classifying `images` [N, 3, H, W] by one prompt per class.
 
-    labels: int tensor or array [N] indexing `classnames`.
+    labels: int tensor or array [N] indexing `prompts`.
     """
-    return accuracy_of(image_features(model, images) @ prompt_text_features(model, classnames, template).t(), labels)
+    return accuracy_of(image_features(model, images) @ prompt_text_features(model, prompts).t(), labels)
 
 
 def linear_probe_accuracy(train_features, train_labels, test_features, test_labels, weight_decay=1e-4):

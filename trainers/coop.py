@@ -53,11 +53,15 @@ class CoOpCLIP(nn.Module):
         """Unnormalised text features [C, E] of the current prompts."""
         return self.text_encoder(self.prompt_learner(), self.prompt_learner.eot_indices)
 
+    def learned_text_features(self):
+        """`text_features()`, computed once per evaluation (see `text.EvalTextCache`)."""
+        return self.text_cache.get("learned", self.text_features, self.training)
+
     def forward(self, image):
-        """Images [B, 3, H, W] -> {"logits": [B, C]}."""
+        """Images [B, 3, H, W] -> {"logits": [B, C], "text_features": normalised [C, E]}."""
         image_features = F.normalize(self.image_encoder(image), dim=-1)
-        text_features = F.normalize(self.text_cache.get("text", self.text_features, self.training), dim=-1)
-        return {"logits": self.logit_scale.exp() * image_features @ text_features.t()}
+        text_features = F.normalize(self.learned_text_features(), dim=-1)
+        return {"logits": self.logit_scale.exp() * image_features @ text_features.t(), "text_features": text_features}
 
 
 @TRAINER_REGISTRY.register()

@@ -10,16 +10,14 @@ model produces `text_guidance_logits` (frozen zero-shot image vs learned text: a
 the loss is CE(text_guidance) + CE(visual_guidance) + GUIDANCE_WEIGHT * CE(logits), then CE(logits).
 """
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
 from dassl_compat import TRAINER_REGISTRY
 
 from .base import ClipPromptTrainer
-from .coop import add_text_context_keys
+from .coop import CoOpCLIP, add_text_context_keys
 from .templates import template_text_features
-from .text import EvalTextCache, PromptLearner, TextEncoder
 from .visual import DeepVisualPrompts, PromptedViT
 
 
@@ -41,8 +39,8 @@ def extend_cfg(cfg):
     cfg.TRAINER.VLP = vlp_config_node()
 
 
-class VLPCLIP(nn.Module):
-    """CLIP with a CoOp prompt learner, deep visual prompts and the guidance logits.
+class VLPCLIP(CoOpCLIP):
+    """CoOp's model with deep visual prompts in CLIP's ViT, plus the guidance logits in training.
 
     Args:
         clip_model: an OpenAI CLIP ViT (frozen here); classnames: the C class names.
@@ -67,10 +65,7 @@ class VLPCLIP(nn.Module):
         n_visual_tokens=10,
         n_visual_blocks=None,
     ):
-        super().__init__()
-        clip_model.requires_grad_(False)
-        self.prompt_learner = PromptLearner(classnames, clip_model, n_ctx, ctx_init, csc, class_token_position)
-        self.text_encoder = TextEncoder(clip_model)
+        super().__init__(clip_model, classnames, n_ctx, ctx_init, csc, class_token_position)
         self.image_encoder = PromptedViT(clip_model.visual)
         if n_visual_blocks is None:
             n_visual_blocks = self.image_encoder.depth
@@ -78,20 +73,6 @@ class VLPCLIP(nn.Module):
         self.register_buffer(
             "template_text_features", template_text_features(clip_model, classnames, [template]), persistent=False
         )
-        self.logit_scale = clip_model.logit_scale
-        self.text_cache = EvalTextCache()
-
-    def train(self, mode=True):
-        self.text_cache.clear()
-        return super().train(mode)
-
-    def learned_text_features(self):
-        """Unnormalised text features [C, E] of the learned prompts (computed once per evaluation)."""
-
-        def encode():
-            return self.text_encoder(self.prompt_learner(), self.prompt_learner.eot_indices)
-
-        return self.text_cache.get("learned", encode, self.training)
 
     @torch.no_grad()
     def zero_shot_image_features(self, images):

@@ -2,6 +2,8 @@
 import os.path as osp
 import re
 
+import pytest
+import torch
 from conftest import ROOT, folder_run_args
 
 
@@ -15,15 +17,19 @@ def readme_block(marker):
 
 
 def test_add_your_own_method_example_runs_as_a_plugin(run_train, tmp_path, data_root, tiny_clip_file):
-    plugin = tmp_path / "my_dpt.py"
-    plugin.write_text(readme_block("# my_dpt.py"))
+    plugin = tmp_path / "my_kgcoop.py"
+    plugin.write_text(readme_block("# my_kgcoop.py"))
     command = readme_block("python train.py --plugin")
-    assert "--plugin my_dpt.py --trainer DPTAllPrompts" in command
+    assert "--plugin my_kgcoop.py --trainer KgCoOp" in command
     out = tmp_path / "out"
-    opts = ("TRAINER.DPT.PREC", "fp32", "TRAINER.DPT.BOTTOMLIMIT", "2")
-    args = folder_run_args(data_root, tiny_clip_file, out, trainer="DPTAllPrompts", epochs=1, extra=opts)
+    opts = ("TRAINER.KGCOOP.PREC", "fp32", "TRAINER.KGCOOP.N_CTX", "4", "TRAINER.KGCOOP.WEIGHT", "2.0")
+    args = folder_run_args(data_root, tiny_clip_file, out, trainer="KgCoOp", epochs=1, extra=opts)
     trainer = run_train(["--plugin", str(plugin)] + args)
-    assert type(trainer).__name__ == "DPTAllPrompts"
+    assert type(trainer).__name__ == "KgCoOp" and trainer.cfg.TRAINER.KGCOOP.WEIGHT == 2.0
     log = open(out / "log.txt").read()
-    # batches of 8 images x K = 4 selected classes x 1 class-aware block: every prompt is kept
-    assert "aux_rows_kept 32.0000" in log and "* accuracy:" in log
+    assert "Trainable parameters: 512" in log and "* accuracy:" in log  # the context only: 4 x 128
+    first = re.search(r"loss ([\d.]+) .*ce ([\d.]+) .*drift ([\d.]+) ", log)
+    loss, ce, drift = map(float, first.groups())
+    assert drift > 0 and loss == pytest.approx(ce + 2.0 * drift, abs=3e-4)  # the log rounds each to 4 decimals
+    saved = torch.load(out / "prompt_learner" / "model.pth.tar-1", weights_only=True)["state_dict"]
+    assert list(saved) == ["ctx"]

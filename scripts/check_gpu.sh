@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Check a CUDA machine in under 5 minutes: tests/test_cuda.py, then the ViT-B/16 benchmark with random weights.
+# Check a CUDA machine in under 5 minutes: the CUDA tests (tests/test_cuda.py and the GPU cases of
+# tests/test_precision.py), then the ViT-B/16 benchmark with random weights.
 #
 # Prints the versions (nvidia-smi, torch, CUDA, cuDNN), runs the CUDA tests, then tools.benchmark --random-weights
 # (no weight file needed) at 1000 classes, batch 32, in fp16 and bf16, and in fp32 for CoOp and DPT if time is left.
@@ -61,7 +62,8 @@ if ((${#failed[@]})); then
     exit 1
 fi
 
-step required test_cuda 60 150 "$PYTHON" -m pytest -q tests/test_cuda.py -rs --durations=5 -p no:cacheprovider \
+step required test_cuda 60 150 "$PYTHON" -m pytest -q tests/test_cuda.py tests/test_precision.py -k cuda -rs \
+    --durations=5 -p no:cacheprovider \
     --junitxml "$LOG_DIR/test_cuda.xml"
 
 BENCH=("$PYTHON" -m tools.benchmark --random-weights --backbone ViT-B/16 --classes 1000 --batch-size 32 --steps 5

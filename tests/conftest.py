@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny random CLIP file, a generated image folder, and in-process train.py runs."""
+import glob
 import os
 import os.path as osp
 import sys
@@ -78,6 +79,11 @@ def folder_run_args(data_root, clip_file, output_dir, trainer="CoOp", epochs=2, 
         "TRAINER.COOP.PREC", "fp32",
         *extra,
     ]
+
+
+def read_log(output_dir):
+    """The text of every log of a run folder (log.txt, then the log.txt-<time> of later runs)."""
+    return "\n".join(open(p).read() for p in sorted(glob.glob(osp.join(output_dir, "log.txt*"))))
 
 
 @pytest.fixture

@@ -1,9 +1,15 @@
-"""Helpers for the fidelity tests: the authors' tiny CLIP and reference outputs in tests/fixtures/."""
+"""Helpers for the fidelity tests: the authors' tiny CLIP and reference outputs in tests/fixtures/, and our
+CoOp / DPT / VLP / VPT models on that CLIP with the authors' trainable values (their names mapped to ours)."""
 import os.path as osp
+from types import SimpleNamespace
 
 import torch
 
 from trainers.clip_backbone import build_model
+from trainers.coop import CoOpCLIP
+from trainers.dpt import DPT
+from trainers.vlp import VLP
+from trainers.vpt import VPT
 
 FIXTURES = osp.join(osp.dirname(osp.abspath(__file__)), "fixtures")
 
@@ -40,3 +46,85 @@ def assert_close(actual, expected, atol, rtol=0.0, what=""):
     actual = actual.detach().float()
     assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
     torch.testing.assert_close(actual, expected.float(), atol=atol, rtol=rtol, msg=lambda m: f"{what}: {m}")
+
+
+def coop_reference_model():
+    """(reference, our CoOp model on the reference CLIP with the reference's context)."""
+    ref = load_reference("coop")
+    model = CoOpCLIP(reference_clip(), ref["meta"]["classnames"])
+    with torch.no_grad():
+        model.prompt_learner.ctx.copy_(ref["trainable_values"]["prompt_learner.ctx"])
+    return ref, model
+
+
+TRAINERS = {"dpt": DPT, "vlp": VLP, "vpt": VPT}
+# The reference's 2-block ViT: block 0 has deep prompts, block 1 is class-aware.
+REFERENCE_OPTS = {"dpt": {"TRAINER.DPT.BOTTOMLIMIT": 2}, "vlp": {}, "vpt": {}}
+
+
+# The authors' parameter names -> ours. CAVPT entries are per class-aware block i; the authors keep
+# the extra key/value tokens of all blocks in one tensor `extractor.ctx` [blocks, 10, D].
+PARAMETER_NAMES = {
+    "prompt_learner.ctx": "prompt_learner.ctx",
+    "image_encoder.transformer.ctx_learner.ctx": "visual_prompts.ctx",
+}
+CAVPT_PREFIX = "image_encoder.transformer.extractor."
+CAVPT_NAMES = {
+    "meta_nets.{i}.weight": "cavpt.{i}.text_to_query.weight",
+    "meta_nets.{i}.bias": "cavpt.{i}.text_to_query.bias",
+    "attns.{i}.qmlp.weight": "cavpt.{i}.query_proj.weight",
+    "attns.{i}.kmlp.weight": "cavpt.{i}.key_proj.weight",
+    "attns.{i}.vmlp.weight": "cavpt.{i}.value_proj.weight",
+    "lns.{i}.weight": "cavpt.{i}.aux_norm.weight",
+    "lns.{i}.bias": "cavpt.{i}.aux_norm.bias",
+    "classfiers.{i}.weight": "cavpt.{i}.aux_classifier.weight",
+    "lns2.{i}.weight": "cavpt.{i}.prompt_norm.weight",
+    "lns2.{i}.bias": "cavpt.{i}.prompt_norm.bias",
+}
+
+
+def to_our_names(tensors):
+    """{authors' name: tensor} -> {our parameter name: tensor}; every name must be known."""
+    ours = {}
+    for name, value in tensors.items():
+        if name in PARAMETER_NAMES:
+            ours[PARAMETER_NAMES[name]] = value
+        elif name == CAVPT_PREFIX + "ctx":
+            ours.update({f"cavpt.{i}.extra_tokens": block for i, block in enumerate(value)})
+        else:
+            local = name[len(CAVPT_PREFIX):]
+            index = local.split(".")[1]
+            ours[CAVPT_NAMES[local.replace(f".{index}.", ".{i}.", 1)].format(i=index)] = value
+    return ours
+
+
+def bare_trainer(method, epoch=0, **opts):
+    """A trainer object without data or engine: its config, class names, model builder and losses."""
+    ref = load_reference(method)
+    trainer_cls = TRAINERS[method]
+    trainer = trainer_cls.__new__(trainer_cls)
+    trainer.cfg = reference_cfg(ref, trainer_cls.__name__, **{**REFERENCE_OPTS[method], **opts})
+    trainer.check_cfg(trainer.cfg)
+    trainer.dm = SimpleNamespace(dataset=SimpleNamespace(classnames=ref["meta"]["classnames"]))
+    trainer.device = torch.device("cpu")
+    trainer.epoch = epoch
+    return trainer
+
+
+def reference_model(method, **opts):
+    """(reference, trainer, model built by the trainer with the reference's prompt values)."""
+    ref = load_reference(method)
+    trainer = bare_trainer(method, **opts)
+    model = trainer.build_clip_model(reference_clip(), ref["meta"]["classnames"])
+    values = to_our_names(ref["trainable_values"])
+    trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    assert set(trainable) == set(values), "our trainable parameters must be exactly the authors'"
+    with torch.no_grad():
+        for name, value in values.items():
+            trainable[name].copy_(value)
+    return ref, trainer, model
+
+
+def float_outputs(outputs):
+    """The model's outputs with floating tensors in fp32, as the trainer passes them to compute_loss."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in outputs.items()}

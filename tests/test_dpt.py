@@ -1,48 +1,27 @@
-"""DPT, VLP and VPT: fidelity to the authors' code (tests/fixtures/{dpt,vlp,vpt}.pt), the prompted ViT,
-CAVPT, the losses, parameter counts, precision modes, and train.py runs (train, eval-only on another
-class set, a subclassed variant)."""
-import glob
-import os
-import os.path as osp
-import subprocess
-from types import SimpleNamespace
-
+"""DPT, VLP and VPT: fidelity to the authors' code (tests/fixtures/{dpt,vlp,vpt}.pt), option errors, the
+guidance loss, text features once per evaluation, parameter counts, CoOp's text options, and train.py runs
+(train, eval-only on another class set, a subclassed variant). CAVPT: test_cavpt.py."""
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import FOLDER_CLASSES, folder_run_args, write_image_folder
-from reference import assert_close, load_reference, reference_cfg, reference_clip
+from conftest import FOLDER_CLASSES, folder_run_args, read_log, write_image_folder
+from reference import (
+    assert_close,
+    bare_trainer,
+    float_outputs,
+    load_reference,
+    reference_clip,
+    reference_model,
+    to_our_names,
+)
 
 from dassl_compat import TRAINER_REGISTRY
 from trainers.clip_backbone import CLIP, tiny_clip
-from trainers.dpt import DPT, DPTCLIP, auxiliary_loss
+from trainers.dpt import DPT, DPTCLIP
 from trainers.visual import PromptedViT
-from trainers.vlp import VLP, VLPCLIP
-from trainers.vpt import VPT, VPTCLIP
+from trainers.vlp import VLPCLIP
+from trainers.vpt import VPTCLIP
 
-TRAINERS = {"dpt": DPT, "vlp": VLP, "vpt": VPT}
-# The reference's 2-block ViT: block 0 has deep prompts, block 1 is class-aware.
-REFERENCE_OPTS = {"dpt": {"TRAINER.DPT.BOTTOMLIMIT": 2}, "vlp": {}, "vpt": {}}
-
-# The authors' parameter names -> ours. CAVPT entries are per class-aware block i; the authors keep
-# the extra key/value tokens of all blocks in one tensor `extractor.ctx` [blocks, 10, D].
-PARAMETER_NAMES = {
-    "prompt_learner.ctx": "prompt_learner.ctx",
-    "image_encoder.transformer.ctx_learner.ctx": "visual_prompts.ctx",
-}
-CAVPT_PREFIX = "image_encoder.transformer.extractor."
-CAVPT_NAMES = {
-    "meta_nets.{i}.weight": "cavpt.{i}.text_to_query.weight",
-    "meta_nets.{i}.bias": "cavpt.{i}.text_to_query.bias",
-    "attns.{i}.qmlp.weight": "cavpt.{i}.query_proj.weight",
-    "attns.{i}.kmlp.weight": "cavpt.{i}.key_proj.weight",
-    "attns.{i}.vmlp.weight": "cavpt.{i}.value_proj.weight",
-    "lns.{i}.weight": "cavpt.{i}.aux_norm.weight",
-    "lns.{i}.bias": "cavpt.{i}.aux_norm.bias",
-    "classfiers.{i}.weight": "cavpt.{i}.aux_classifier.weight",
-    "lns2.{i}.weight": "cavpt.{i}.prompt_norm.weight",
-    "lns2.{i}.bias": "cavpt.{i}.prompt_norm.bias",
-}
 # The authors' loss components -> ours.
 COMPONENT_NAMES = {
     "ce_logits": "ce_logits",
@@ -51,52 +30,6 @@ COMPONENT_NAMES = {
     "aux_ce": "aux_ce",
     "aux_rows_kept": "aux_rows_kept",
 }
-
-
-def to_our_names(tensors):
-    """{authors' name: tensor} -> {our parameter name: tensor}; every name must be known."""
-    ours = {}
-    for name, value in tensors.items():
-        if name in PARAMETER_NAMES:
-            ours[PARAMETER_NAMES[name]] = value
-        elif name == CAVPT_PREFIX + "ctx":
-            ours.update({f"cavpt.{i}.extra_tokens": block for i, block in enumerate(value)})
-        else:
-            local = name[len(CAVPT_PREFIX):]
-            index = local.split(".")[1]
-            ours[CAVPT_NAMES[local.replace(f".{index}.", ".{i}.", 1)].format(i=index)] = value
-    return ours
-
-
-def bare_trainer(method, epoch=0, **opts):
-    """A trainer object without data or engine: its config, class names, model builder and losses."""
-    ref = load_reference(method)
-    trainer_cls = TRAINERS[method]
-    trainer = trainer_cls.__new__(trainer_cls)
-    trainer.cfg = reference_cfg(ref, trainer_cls.__name__, **{**REFERENCE_OPTS[method], **opts})
-    trainer.check_cfg(trainer.cfg)
-    trainer.dm = SimpleNamespace(dataset=SimpleNamespace(classnames=ref["meta"]["classnames"]))
-    trainer.device = torch.device("cpu")
-    trainer.epoch = epoch
-    return trainer
-
-
-def reference_model(method, **opts):
-    """(reference, trainer, model built by the trainer with the reference's prompt values)."""
-    ref = load_reference(method)
-    trainer = bare_trainer(method, **opts)
-    model = trainer.build_clip_model(reference_clip(), ref["meta"]["classnames"])
-    values = to_our_names(ref["trainable_values"])
-    trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
-    assert set(trainable) == set(values), "our trainable parameters must be exactly the authors'"
-    with torch.no_grad():
-        for name, value in values.items():
-            trainable[name].copy_(value)
-    return ref, trainer, model
-
-
-def float_outputs(outputs):
-    return {k: v.float() if v.is_floating_point() else v for k, v in outputs.items()}
 
 
 @pytest.mark.parametrize("method", ["dpt", "vlp", "vpt"])
@@ -142,35 +75,6 @@ def test_reproduces_reference_outputs_losses_and_gradients(method):
             assert_close(params[name].grad, grad, atol=atol, rtol=1e-4, what=f"grad of {name} at epoch {epoch}")
 
 
-def test_cavpt_generator_reproduces_reference_prompts_and_aux_logits():
-    ref, _, model = reference_model("dpt")
-    cavpt = ref["cavpt"]
-    generator = model.cavpt[0]
-    with torch.no_grad():
-        prompts, aux_logits = generator(cavpt["residual_in"][0], cavpt["text_input"])
-    assert_close(prompts, cavpt["prompts"][0], atol=1e-5, what="class-aware prompts")
-    assert_close(aux_logits, cavpt["aux_logits"][0], atol=1e-5, what="auxiliary logits")
-
-
-def test_prompted_vit_without_prompts_is_clip_encode_image():
-    clip_model = reference_clip()
-    images = torch.randn(3, 3, 32, 32)
-    with torch.no_grad():
-        assert torch.equal(PromptedViT(clip_model.visual)(images), clip_model.encode_image(images))
-
-
-def test_deep_prompts_change_the_features_and_leave_clip_untouched():
-    clip_model = reference_clip()
-    before = {k: v.clone() for k, v in clip_model.state_dict().items()}
-    encoder = PromptedViT(clip_model.visual)
-    images = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        plain = encoder(images)
-        prompted = encoder(images, torch.randn(2, 5, encoder.width))
-    assert plain.shape == prompted.shape and not torch.allclose(plain, prompted)
-    assert all(torch.equal(before[k], v) for k, v in clip_model.state_dict().items())
-
-
 def test_non_vit_backbone_and_bad_options_are_clear_errors():
     resnet_clip = tiny_clip(vision_layers=(1, 1, 1, 1), vision_width=64, image_resolution=32)
     with pytest.raises(ValueError, match="Vision Transformer"):
@@ -187,33 +91,6 @@ def test_non_vit_backbone_and_bad_options_are_clear_errors():
         bare_trainer("vlp", **{"TRAINER.VLP.VPT_N_CTX": 0})
     with pytest.raises(ValueError, match="PREC"):
         bare_trainer("vpt", **{"TRAINER.VPT.PREC": "fp8"})
-
-
-def test_aux_loss_is_zero_not_nan_when_no_label_is_in_the_top_k():
-    ref, trainer, model = reference_model("dpt", **{"TRAINER.DPT.CPN": 2})
-    model.train()
-    outputs = model(ref["images"])
-    assert outputs["class_indices"].shape == (4, 2)
-    absent = torch.tensor([c for c in range(10) if c not in outputs["class_indices"]][:1] * 4)
-    loss, kept = auxiliary_loss(outputs["aux_logits"], outputs["class_indices"], absent)
-    assert kept == 0 and loss.item() == 0.0
-    total, components = trainer.compute_loss(float_outputs(outputs), absent)
-    assert torch.isfinite(total) and components["aux_rows_kept"] == 0
-    total.backward()
-    assert torch.count_nonzero(model.cavpt[0].aux_classifier.weight.grad) == 0
-
-
-def test_aux_loss_reaches_the_text_context_through_the_queries_but_not_the_image_tokens():
-    ref, _, model = reference_model("dpt")
-    model.train()
-    outputs = model(ref["images"])
-    loss, kept = auxiliary_loss(outputs["aux_logits"], outputs["class_indices"], ref["labels"])
-    assert kept == 4
-    loss.backward()
-    # text context -> learned text features -> CAVPT queries -> auxiliary logits
-    assert model.prompt_learner.ctx.grad is not None and model.prompt_learner.ctx.grad.abs().sum() > 0
-    # the block-0 prompts only reach CAVPT through its detached key/value tokens
-    assert model.visual_prompts.ctx.grad is None or torch.count_nonzero(model.visual_prompts.ctx.grad) == 0
 
 
 def test_loss_switches_from_guidance_to_plain_cross_entropy_at_c_pre():
@@ -245,23 +122,6 @@ def test_eval_text_features_are_computed_once_per_evaluation(monkeypatch):
     assert len(calls) == 2
 
 
-@pytest.mark.parametrize("precision,rtol", [("fp16", 2e-3), ("bf16", 1e-2)])
-def test_precision_modes_compute_the_fp32_loss(precision, rtol):
-    """fp16 / bf16 autocast keep fp32 parameters and round activations only. The loss is a mean of
-    log-softmaxes computed in fp32 from logits whose relative error is a small multiple of the unit
-    roundoff (2^-11 fp16, 2^-8 bf16) over the few blocks here: measured 4e-4 (fp16) and 2e-3 (bf16)
-    relative on the reference batch, so rtol is about 4x that."""
-    ref, trainer, model = reference_model("dpt", **{"TRAINER.DPT.PREC": precision})
-    model.train()
-    with trainer.autocast():
-        outputs = model(ref["images"])
-    loss, _ = trainer.compute_loss(float_outputs(outputs), ref["labels"])
-    assert loss.item() == pytest.approx(ref["loss"]["epoch0"], rel=rtol)
-    loss.backward()
-    assert all(p.dtype == torch.float32 and torch.isfinite(p.grad).all()
-               for p in model.parameters() if p.requires_grad)
-
-
 def dpt_parameter_count(n_classes, embed_dim, width, text_width, depth, n_ctx=16, vpt_n_ctx=10, bottom_limit=12,
                         n_extra=10, attn_dim=32):
     """README.md, "DPT" (trainable parameters): text context + deep prompts + one CAVPT per class-aware block."""
@@ -285,10 +145,6 @@ def test_parameter_counts_of_vit_b():
     assert sum(p.numel() for p in vlp.parameters() if p.requires_grad) == 16 * 512 + 12 * 10 * 768
     vpt = VPTCLIP(clip_model, ["a", "b"])
     assert sum(p.numel() for p in vpt.parameters() if p.requires_grad) == 12 * 10 * 768
-
-
-def read_log(output_dir):
-    return "\n".join(open(p).read() for p in sorted(glob.glob(osp.join(output_dir, "log.txt*"))))
 
 
 def run_args(trainer, data_root, clip_file, output_dir, epochs=2, extra=()):
@@ -381,51 +237,3 @@ def test_coop_text_options_work_in_dpt(opts, ctx_shape):
     assert torch.isfinite(loss) and model.prompt_learner.ctx.grad.abs().sum() > 0
 
 
-def run_script(script, *args, **env):
-    """Run a scripts/ entry point (with DRY_RUN=1 the train.py commands are printed, not run)."""
-    full_env = {k: v for k, v in os.environ.items() if k not in ("DATA", "CLIP_PATH", "SEEDS", "OUTPUT")}
-    full_env.update(env)
-    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    return subprocess.run(["bash", osp.join(root, "scripts", script), *args], env=full_env, capture_output=True,
-                          text=True, cwd=root)
-
-
-def test_scripts_on_a_toy_dataset_default_to_its_recipe_and_the_demo_data_folder(tmp_path):
-    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    run = run_script("dpt/main.sh", "toy_fog", "4", DRY_RUN="1", SEEDS="1", OUTPUT=str(tmp_path))
-    assert run.returncode == 0, run.stderr
-    assert f"DATA is not set: using {root}/data" in run.stderr
-    assert f"--root {root}/data " in run.stdout and "--config-file configs/trainers/DPT/toy.yaml" in run.stdout
-    assert f"--output-dir {tmp_path}/toy_fog/DPT/toy_4shots/" in run.stdout
-    explicit = run_script("vpt/base2new_train.sh", "toy_dusk", "vit_b16", DATA=str(tmp_path), DRY_RUN="1", SEEDS="1")
-    assert f"--root {tmp_path} " in explicit.stdout and "configs/trainers/VPT/vit_b16.yaml" in explicit.stdout
-
-
-def test_scripts_use_per_run_folders_skip_finished_runs_and_need_data(tmp_path):
-    missing = run_script("dpt/main.sh", "imagenet", "16")
-    assert missing.returncode == 1 and "DATA is not set" in missing.stderr
-    output = tmp_path / "output"
-    finished = output / "imagenet/DPT/vit_b32_16shots/nctx16_cscFalse_ctpend/seed2"
-    finished.mkdir(parents=True)
-    (finished / "log.txt").write_text("=> result\n* total: 10\n* correct: 5\n* accuracy: 50.0%\n")
-    (output / "imagenet/DPT/vit_b32_16shots/nctx16_cscFalse_ctpend/seed3").mkdir()  # interrupted: runs again
-    clip_file = tmp_path / "clip.pt"
-    clip_file.write_bytes(b"")
-    run = run_script("dpt/main.sh", "imagenet", "16", DATA=str(tmp_path), DRY_RUN="1", OUTPUT=str(output),
-                     CLIP_PATH=str(clip_file))
-    assert run.returncode == 0, run.stderr
-    lines = run.stdout.splitlines()
-    assert len(lines) == 4 and "Results are available in" in lines[1] and lines[1].endswith("Skip this job")
-    assert "seed3 has no result yet" in lines[2]
-    for seed, line in ((1, lines[0]), (3, lines[3])):
-        assert f"--output-dir {output}/imagenet/DPT/vit_b32_16shots/nctx16_cscFalse_ctpend/seed{seed}" in line
-        assert "--trainer DPT --dataset-config-file configs/datasets/imagenet.yaml --config-file " \
-               "configs/trainers/DPT/vit_b32.yaml" in line
-        assert f"MODEL.BACKBONE.PATH {clip_file}" in line and "OPTIM.WARMUP_EPOCH 1" in line
-    test_new = run_script("vpt/base2new_test.sh", "eurosat", "vit_b16", DATA=str(tmp_path), DRY_RUN="1", SEEDS="1")
-    assert "--output-dir output/base2new/test_new/eurosat/shots_16/VPT/vit_b16/seed1" in test_new.stdout
-    assert "--model-dir output/base2new/train_base/eurosat/shots_16/VPT/vit_b16/seed1 --load-epoch 60" in \
-        test_new.stdout and "DATASET.SUBSAMPLE_CLASSES new" in test_new.stdout
-    transfer = run_script("vlp/xd_test.sh", "imagenet_sketch", DATA=str(tmp_path), DRY_RUN="1", SEEDS="1")
-    assert ("--output-dir output/evaluation/VLP/vit_b32_16shots/nctx16_cscFalse_ctpend/imagenet_sketch/seed1 "
-            "--model-dir output/imagenet/VLP/vit_b32_16shots/nctx16_cscFalse_ctpend/seed1") in transfer.stdout

@@ -1,0 +1,82 @@
+"""Every trainer the project registers, built as train.py builds it on the conftest's tiny CLIP and image
+folder. The registry-wide tests (test_trainers.py, test_precision.py, test_cuda.py) run over
+PROJECT_TRAINERS, so a new trainer is covered by registering it."""
+import contextlib
+import io
+
+from conftest import folder_run_args
+
+import train
+import trainers  # noqa: F401  (registers the trainers)
+from dassl_compat import TRAINER_REGISTRY, build_trainer, set_random_seed
+from trainers.base import ClipPromptTrainer
+
+PROJECT_TRAINERS = sorted(
+    name for name in TRAINER_REGISTRY.registered_names() if issubclass(TRAINER_REGISTRY.get(name), ClipPromptTrainer)
+)
+# What a trainer needs on the tiny CLIP, by config node (none for the others): DPT's class-aware block
+# within the 2-block ViT (BOTTOMLIMIT 2: block 0 deep prompts, block 1 class-aware).
+TINY_CLIP_OPTS = {"DPT": ("TRAINER.DPT.BOTTOMLIMIT", "2")}
+
+# Autocast keeps fp32 parameters and computes the losses in fp32 from fp32 logits; only activations
+# are rounded, to fp16 (unit roundoff 2^-11) or bf16 (2^-8), over the 2 + 2 blocks of the tiny CLIP.
+# Measured with CPU autocast on the fixed batch here, over the trainers: at most 2.0e-4 (fp16) /
+# 2.4e-3 (bf16) relative for the loss, 7.0e-3 / 8.3e-2 for a gradient (the norm of the difference
+# over the norm of the fp32 gradient; CoOp's context gradient in bf16 is the largest). The tolerances
+# are 3-5x that: still far below what a lost GradScaler unscale (x2^16) or a zero gradient (1.0) gives.
+LOSS_RTOL = {"fp16": 1e-3, "amp": 1e-3, "bf16": 1e-2}
+GRAD_RTOL = {"fp16": 3e-2, "amp": 3e-2, "bf16": 2.5e-1}
+# The logits of zero-shot CLIP (the whole image encoder under autocast, nothing in fp32 until the
+# projection): measured 2.0e-3 (fp16) / 1.3e-2 (bf16) relative (norm of the difference over the norm).
+LOGIT_RTOL = {"fp16": 1e-2, "amp": 1e-2, "bf16": 5e-2}
+
+
+def run_args(trainer_name, data_root, clip_file, output_dir, precision="fp32", device="cpu", epochs=2, extra=()):
+    """The conftest's folder run of `trainer_name` in `precision` on `device` (USE_CUDA set explicitly)."""
+    node = TRAINER_REGISTRY.get(trainer_name).config_node
+    opts = (*TINY_CLIP_OPTS.get(node, ()), f"TRAINER.{node}.PREC", precision, "USE_CUDA", str(device == "cuda"))
+    return folder_run_args(data_root, clip_file, output_dir, trainer=trainer_name, epochs=epochs,
+                           extra=(*opts, *extra))
+
+
+def build(trainer_name, data_root, clip_file, output_dir, precision="fp32", device="cpu", extra=()):
+    """A trainer built as train.py builds it, in train mode at the first of several batches of epoch 0
+    (so that forward_backward takes no end-of-epoch learning-rate step)."""
+    args = train.build_parser().parse_args(
+        run_args(trainer_name, data_root, clip_file, output_dir, precision, device, extra=extra)
+    )
+    cfg = train.setup_cfg(args)
+    set_random_seed(cfg.SEED)
+    with contextlib.redirect_stdout(io.StringIO()):
+        trainer = build_trainer(cfg)
+    assert trainer.device.type == device
+    trainer.set_model_mode("train")
+    trainer.epoch, trainer.batch_idx, trainer.num_batches = 0, 0, 2
+    return trainer
+
+
+def fixed_batch(trainer):
+    """The first test batch: 16 images [16, 3, 32, 32] (4 per class, no random transform) and labels [16]."""
+    return next(iter(trainer.test_loader))
+
+
+def first_step(trainer, batch):
+    """(loss, {name: gradient}) of the trainer's own training step (forward_backward) on `batch`.
+
+    In fp16 the GradScaler skips a step whose scaled gradients overflow, halves its scale and leaves
+    the parameters unchanged; the step is repeated until one is taken (at most 16 halvings of the
+    initial 2^16). The gradients are the unscaled ones of the step taken, at the initial parameters.
+    """
+    scaler = trainer.grad_scaler
+    losses = []
+    for _ in range(17):
+        scale = scaler.get_scale()
+        losses.append(trainer.forward_backward(batch)["loss"])
+        if scaler.get_scale() >= scale:  # not skipped
+            return losses[0], {name: p.grad.detach().clone()
+                               for name, p in trainer.model.named_parameters() if p.requires_grad}
+    raise AssertionError("the GradScaler skipped every step: the gradients overflow at every scale")
+
+
+def relative_error(actual, expected):
+    return ((actual.float().cpu() - expected.float().cpu()).norm() / expected.float().cpu().norm()).item()

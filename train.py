@@ -77,7 +77,8 @@ def _merge(source, merge):
     except (KeyError, AssertionError) as err:  # yacs raises either for a key it does not know
         raise SystemExit(
             f"Config error in {source}: {err.args[0] if err.args else err}. "
-            "Every key must exist in Dassl's defaults or in trainers/config.py (extend_cfg); check the spelling."
+            "Every key must exist in Dassl's defaults or in an extend_cfg (each trainers/<method>.py declares its "
+            "TRAINER.<NAME> keys; a --plugin its own); check the spelling."
         ) from None
 
 

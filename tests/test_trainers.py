@@ -1,12 +1,14 @@
 """Every registered trainer through train.py, as timm tests every registered model: a new trainer is
 covered by registering it. Each one trains exactly the parameters of its registered modules (CLIP stays
 frozen) and logs their count; its checkpoints hold those modules and load back exactly for evaluation
-(in-process and with train.py --eval-only), also for another class set (class-dependent entries
-aside). Zero-shot trainers train nothing and evaluate directly."""
+(in-process, with train.py --eval-only, and as MODEL.INIT_WEIGHTS where one module trains), also for
+another class set (class-dependent entries aside). Zero-shot trainers train nothing and evaluate directly."""
 import pytest
 import torch
 from conftest import read_log
 from trainer_runs import PROJECT_TRAINERS, build, run_args
+
+from dassl_compat.errors import UserError
 
 BASE = ("DATASET.SUBSAMPLE_CLASSES", "base")  # 2 of the folder's 4 classes
 NEW = ("DATASET.SUBSAMPLE_CLASSES", "new")  # the other 2
@@ -56,6 +58,14 @@ def test_trains_counts_checkpoints_reloads_and_loads_on_other_classes(run_train,
     assert_holds(fresh, learned)
     accuracy = run_train(["--eval-only", "--model-dir", str(tmp_path / "train"), "--load-epoch", "2"] + args("eval"))
     assert accuracy == pytest.approx(trainer.test())
+
+    init_weights = ("MODEL.INIT_WEIGHTS", str(tmp_path / "train" / names[0] / "model.pth.tar-2"))
+    if len(names) == 1:  # CoOp's option: the weights of the one trained module
+        assert_holds(build(trainer_name, data_root, tiny_clip_file, tmp_path / "init", extra=(*BASE, *init_weights)),
+                     learned)
+    else:
+        with pytest.raises(UserError, match="MODEL.INIT_WEIGHTS .* loads the weights of one module"):
+            build(trainer_name, data_root, tiny_clip_file, tmp_path / "init", extra=(*BASE, *init_weights))
 
     other = build(trainer_name, data_root, tiny_clip_file, tmp_path / "other", extra=NEW)
     other.load_model(str(tmp_path / "train"), epoch=2)

@@ -172,10 +172,9 @@ class ClipPromptTrainer(TrainerX):
 
         The modules trained with OPTIM come first: the log's `lr` is the first module's.
         """
-        trained = [(name, module) for name, module in self.model.named_children()
+        trained = [(name, module, self.optim_cfg_for(name)) for name, module in self.model.named_children()
                    if any(param.requires_grad for param in module.parameters())]
-        for name, module in sorted(trained, key=lambda item: self.optim_cfg_for(item[0]) is not self.cfg.OPTIM):
-            optim_cfg = self.optim_cfg_for(name)
+        for name, module, optim_cfg in sorted(trained, key=lambda item: item[2] is not self.cfg.OPTIM):
             optim = build_optimizer(module, optim_cfg)
             self.register_model(name, module, optim, build_lr_scheduler(optim, optim_cfg))
 

@@ -13,19 +13,20 @@ from .base import ClipPromptTrainer
 from .text import EvalTextCache, PromptLearner, TextEncoder
 
 
-def add_text_context_keys(node):
-    """CoOp's text-context keys with CoOp's defaults (TRAINER.COOP; VLP and DPT have them too)."""
+def coop_config_node():
+    """CoOp's options with the names and defaults of the CoOp repository (VLP and DPT have them too)."""
+    node = CN()
     node.N_CTX = 16  # context vectors M
     node.CSC = False  # class-specific context ([C, M, W] instead of [M, W])
     node.CTX_INIT = ""  # initial context words ("a photo of a"); sets N_CTX to their number
     node.CLASS_TOKEN_POSITION = "end"  # end, middle or front
     node.PREC = "fp16"
+    return node
 
 
 def extend_cfg(cfg):
-    """TRAINER.COOP, with the names and defaults of the CoOp repository."""
-    cfg.TRAINER.COOP = CN()
-    add_text_context_keys(cfg.TRAINER.COOP)
+    """TRAINER.COOP."""
+    cfg.TRAINER.COOP = coop_config_node()
 
 
 class CoOpCLIP(nn.Module):

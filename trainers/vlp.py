@@ -11,12 +11,11 @@ the loss is CE(text_guidance) + CE(visual_guidance) + GUIDANCE_WEIGHT * CE(logit
 """
 import torch
 import torch.nn.functional as F
-from yacs.config import CfgNode as CN
 
 from dassl_compat import TRAINER_REGISTRY
 
 from .base import ClipPromptTrainer
-from .coop import CoOpCLIP, add_text_context_keys
+from .coop import CoOpCLIP, coop_config_node
 from .templates import template_text_features
 from .visual import DeepVisualPrompts, PromptedViT
 
@@ -24,8 +23,7 @@ from .visual import DeepVisualPrompts, PromptedViT
 def vlp_config_node():
     """VLP's options (DPT has them too). Defaults are the values of the reference run script
     (github.com/fanrena/DPT); values hard-coded there are keys here, with that value as default."""
-    node = CN()
-    add_text_context_keys(node)  # CoOp's N_CTX, CSC, CTX_INIT, CLASS_TOKEN_POSITION, PREC
+    node = coop_config_node()  # N_CTX, CSC, CTX_INIT, CLASS_TOKEN_POSITION, PREC
     node.VPT_N_CTX = 10  # deep visual prompt tokens per block (upstream TRAINER.VPT.N_CTX)
     node.C_PRE = 30  # guidance epochs (upstream PRETRAIN.C): guidance loss while epoch < C_PRE
     node.GUIDANCE_WEIGHT = 0.1  # weight of CE(logits) during the guidance epochs

@@ -5,16 +5,28 @@
         DATASET.NUM_SHOTS 16
 """
 import argparse
+import difflib
 import importlib
 import importlib.util
 import os
+import re
 import sys
 
 import torch
+import yaml
 
 import clip_datasets  # noqa: F401  (registers the datasets)
 import trainers  # noqa: F401  (registers the trainers)
-from dassl_compat import build_trainer, collect_env_info, get_cfg_default, set_random_seed, setup_logger
+from dassl_compat import (
+    DATASET_REGISTRY,
+    TRAINER_REGISTRY,
+    build_trainer,
+    collect_env_info,
+    get_cfg_default,
+    set_random_seed,
+    setup_logger,
+)
+from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
 from trainers.config import extend_cfg
 
 
@@ -44,6 +56,7 @@ def build_parser():
         help="import a module or .py file that registers your own trainers or datasets first; "
         "its extend_cfg(cfg), if it has one, adds config keys (repeatable)",
     )
+    add_debug_argument(parser)
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options (KEY VALUE)")
     return parser
 
@@ -71,22 +84,72 @@ def reset_cfg(cfg, args):
         cfg.MODEL.HEAD.NAME = args.head
 
 
-def _merge(source, merge):
+TYPE_MISMATCH = re.compile(
+    r"Type mismatch \(<class '(?P<expected>\w+)'> vs\. <class '(?P<given>\w+)'>\) "
+    r"with values \((?P<default>.*) vs\. (?P<value>.*)\) for config key: (?P<key>\S+)",
+    re.DOTALL,
+)
+
+
+UNKNOWN_KEY = re.compile(r"Non-existent (?:config )?key: (?P<key>\S+)")
+
+
+def full_keys(node, prefix=""):
+    """Every leaf key of a config node, dotted ("OPTIM.LR")."""
+    keys = []
+    for name, value in node.items():
+        keys.extend(full_keys(value, f"{prefix}{name}.") if isinstance(value, dict) else [prefix + name])
+    return keys
+
+
+def config_error(source, err, cfg):
+    """The UserError for a config file or option list that yacs or YAML refused; `source` names it."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
+        mark = err.problem_mark
+        return UserError(
+            f"{source} is not valid YAML: {err.problem} at line {mark.line + 1}, column {mark.column + 1}. "
+            "Fix the syntax there (`KEY: value` lines, nested keys indented by spaces, lists in [ ])."
+        )
+    if isinstance(err, yaml.YAMLError):
+        return UserError(f"{source} is not valid YAML ({err}). Fix its syntax.")
+    unknown = UNKNOWN_KEY.search(str(err))
+    if unknown:
+        close = difflib.get_close_matches(unknown["key"], full_keys(cfg), n=3, cutoff=0.6)
+        hint = f" Do you mean {', '.join(close)}?" if close else ""
+        return UserError(
+            f"Config error in {source}: unknown key {unknown['key']}.{hint} Every key must exist in Dassl's "
+            "defaults or in an extend_cfg (each trainers/<method>.py declares its TRAINER.<NAME> keys; a --plugin "
+            "its own); fix the spelling."
+        )
+    mismatch = TYPE_MISMATCH.search(str(err))
+    if mismatch:
+        return UserError(
+            f"Config error in {source}: {mismatch['key']} must be a {mismatch['expected']} like its default "
+            f"({mismatch['default']}), got {mismatch['value']!r}. Give a {mismatch['expected']} value."
+        )
+    return UserError(f"Config error in {source}: {err}. Fix that entry (KEY VALUE pairs of existing keys).")
+
+
+def _merge(cfg, source, merge):
+    """Run a yacs merge into cfg, turning its errors (and YAML's) into a UserError that names `source`."""
     try:
         merge()
-    except (KeyError, AssertionError) as err:  # yacs raises either for a key it does not know
-        raise SystemExit(
-            f"Config error in {source}: {err.args[0] if err.args else err}. "
-            "Every key must exist in Dassl's defaults or in an extend_cfg (each trainers/<method>.py declares its "
-            "TRAINER.<NAME> keys; a --plugin its own); check the spelling."
-        ) from None
+    except (yaml.YAMLError, KeyError, ValueError, TypeError, AttributeError, AssertionError) as err:
+        raise config_error(source, err, cfg) from err
+
+
+def merge_file(cfg, path, option):
+    """Merge the YAML file given with `option` into cfg."""
+    if not os.path.isfile(path):
+        raise UserError(f"{option} {path}: no such file. Check the path (configs/ holds the shipped ones).")
+    _merge(cfg, path, lambda: cfg.merge_from_file(path))
 
 
 def import_plugin(name):
     """Import a plugin by module name (from the working directory too) or by .py file path."""
     if name.endswith(".py"):
         if not os.path.isfile(name):
-            raise SystemExit(f"--plugin {name}: no such file")
+            raise UserError(f"--plugin {name}: no such file. Give the path of a .py file or an importable module name.")
         module_name = os.path.splitext(os.path.basename(name))[0]
         loaded = sys.modules.get(module_name)
         if loaded is not None and getattr(loaded, "__file__", None) == os.path.abspath(name):
@@ -98,7 +161,14 @@ def import_plugin(name):
         return module
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    return importlib.import_module(name)
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name != name.split(".")[0] and err.name != name:
+            raise  # the plugin itself imports something missing: its own traceback says what
+        raise UserError(
+            f"--plugin {name}: no module of that name. Give an importable module name or the path of a .py file."
+        ) from err
 
 
 def setup_cfg(args, plugins=()):
@@ -110,15 +180,31 @@ def setup_cfg(args, plugins=()):
         if hasattr(plugin, "extend_cfg"):
             plugin.extend_cfg(cfg)
     if args.dataset_config_file:
-        _merge(args.dataset_config_file, lambda: cfg.merge_from_file(args.dataset_config_file))
+        merge_file(cfg, args.dataset_config_file, "--dataset-config-file")
     if args.config_file:
-        _merge(args.config_file, lambda: cfg.merge_from_file(args.config_file))
+        merge_file(cfg, args.config_file, "--config-file")
     reset_cfg(cfg, args)
     if args.opts and len(args.opts) % 2:
-        raise SystemExit(f"Config options must come in KEY VALUE pairs, got {args.opts}")
-    _merge("the command-line options", lambda: cfg.merge_from_list(args.opts or []))
+        raise UserError(
+            f"Config options must come in KEY VALUE pairs, got {len(args.opts)} words: {' '.join(args.opts)}. "
+            "Give a value after each key (options go last, after every --flag)."
+        )
+    _merge(cfg, "the command-line options", lambda: cfg.merge_from_list(args.opts or []))
     cfg.freeze()
     return cfg
+
+
+def check_registered(registry, name, key):
+    """A UserError unless `name` (the value of config `key`) is registered, suggesting close names."""
+    names = sorted(registry.registered_names())
+    if name in names:
+        return
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    hint = f" Do you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise UserError(
+        f"{key} {name!r} is not registered.{hint} Registered: {', '.join(names)}. "
+        "Fix the name, or register your own with --plugin."
+    )
 
 
 def print_args(args, cfg):
@@ -164,9 +250,18 @@ def init_distributed():
 
 
 def main(argv=None):
+    """Run train.py; input errors end in one paragraph on stderr and exit status 2 (see dassl_compat.errors)."""
     args = build_parser().parse_args(argv)
+    with exit_on_user_error(args.debug, output_folder=args.output_dir):
+        return run(args)
+
+
+def run(args):
+    """Train or evaluate as the parsed command line says; returns the trainer, or the test result with --eval-only."""
     plugins = [import_plugin(name) for name in args.plugin]
     cfg = setup_cfg(args, plugins)
+    check_registered(TRAINER_REGISTRY, cfg.TRAINER.NAME, "TRAINER.NAME (--trainer)")
+    check_registered(DATASET_REGISTRY, cfg.DATASET.NAME, "DATASET.NAME")
     rank, world_size = init_distributed()
     stdout = sys.stdout
     try:

@@ -1,10 +1,59 @@
 """The project's one error type for bad input (config, data, weights, checkpoints, output folder).
 
 A `UserError` is a mistake the user can fix, not a bug: its message names the file or key, what is
-wrong and how to fix it. The command-line entry points print it as one paragraph without a
-traceback; bugs keep their traceback.
+wrong and how to fix it. The command-line entry points run under `exit_on_user_error`, which prints
+it as one paragraph without a traceback and exits with status 2 (`EXIT_USER_ERROR`, the status
+argparse uses for a bad command line); `--debug` or `DPT_DEBUG=1` adds the traceback. A full disk
+(ENOSPC, EDQUOT) is reported the same way. Bugs keep their traceback.
 """
+
+import contextlib
+import errno
+import os
+import sys
+import traceback
+
+EXIT_USER_ERROR = 2
+DEBUG_ENV = "DPT_DEBUG"
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class UserError(Exception):
     """Bad input; the message says what is wrong, where (file or config key) and how to fix it."""
+
+
+def debug_requested(flag=False):
+    """True when the traceback of a user error should be shown (`--debug` or DPT_DEBUG set, not 0)."""
+    return flag or os.environ.get(DEBUG_ENV, "0") not in ("", "0")
+
+
+def add_debug_argument(parser):
+    """The `--debug` flag of every entry point."""
+    parser.add_argument(
+        "--debug", action="store_true", help=f"show the traceback of input errors (or set {DEBUG_ENV}=1)"
+    )
+
+
+def disk_full_error(error, folder=""):
+    """The UserError for an OSError that says the disk (or quota) is full, naming the file and folder."""
+    where = f"writing {error.filename}" if error.filename else f"writing to {folder or 'the output folder'}"
+    fix = f"free space in {folder} or choose another --output-dir" if folder else "free space on that disk"
+    return UserError(f"The disk is full ({os.strerror(error.errno)}) while {where}: {fix}, then run again.")
+
+
+@contextlib.contextmanager
+def exit_on_user_error(debug=False, output_folder=""):
+    """Turn a UserError (or a full disk while writing to `output_folder`) into one paragraph on
+    stderr and exit status 2; with `debug` (or DPT_DEBUG=1) the traceback is printed first."""
+    try:
+        yield
+    except Exception as error:
+        if not isinstance(error, UserError):
+            if not (isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS):
+                raise
+            error = disk_full_error(error, output_folder)
+        if debug_requested(debug):
+            traceback.print_exc()
+        hint = "" if debug_requested(debug) else f" (--debug or {DEBUG_ENV}=1 shows the traceback)"
+        print(f"Error: {error}{hint}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None

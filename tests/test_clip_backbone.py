@@ -4,6 +4,7 @@ import urllib.error
 import pytest
 import torch
 
+from dassl_compat.errors import UserError
 from trainers.clip_backbone import MissingWeightsError, clip, load_clip
 
 
@@ -20,7 +21,7 @@ def test_missing_clip_weights_error_names_file_url_and_place(tmp_path, monkeypat
     assert "MODEL.BACKBONE.PATH" in message
     with pytest.raises(MissingWeightsError, match="not a file"):
         load_clip("ViT-B/16", path=str(tmp_path / "nowhere.pt"))
-    with pytest.raises(ValueError, match="Unknown CLIP backbone 'ViT-B/61'"):
+    with pytest.raises(UserError, match="Unknown CLIP backbone 'ViT-B/61'"):
         load_clip("ViT-B/61")
 
 

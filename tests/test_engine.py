@@ -7,6 +7,7 @@ import torch
 from conftest import folder_run_args, read_log
 
 from dassl_compat import build_lr_scheduler, get_cfg_default
+from dassl_compat.errors import UserError
 
 
 def lr_trace(epochs, **optim):
@@ -55,7 +56,7 @@ def test_unknown_config_key_is_a_clear_error(run_train, tmp_path, data_root, tin
 
 
 def test_unknown_trainer_suggests_the_close_name(run_train, tmp_path, data_root, tiny_clip_file):
-    with pytest.raises(KeyError, match=r"Do you mean .*CoOp"):
+    with pytest.raises(UserError, match=r"Do you mean .*CoOp"):
         run_train(folder_run_args(data_root, tiny_clip_file, tmp_path / "out", trainer="CoOP"))
 
 

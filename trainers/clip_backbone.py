@@ -12,6 +12,8 @@ import zipfile
 
 import torch
 
+from dassl_compat.errors import UserError
+
 with warnings.catch_warnings():
     # clip-anytorch imports pkg_resources (setuptools < 81, pinned in requirements.txt).
     warnings.simplefilter("ignore", UserWarning)
@@ -23,7 +25,7 @@ SHIPPED_WEIGHTS = {"ToyCLIP-ViT": osp.join(PROJECT_ROOT, "weights", "toyclip_vit
 DEFAULT_DOWNLOAD_ROOT = osp.expanduser("~/.cache/clip")
 
 
-class MissingWeightsError(FileNotFoundError):
+class MissingWeightsError(UserError, FileNotFoundError):
     """CLIP weights are not on disk and could not be downloaded."""
 
 
@@ -50,9 +52,9 @@ def resolve_weights_file(name, path="", download_root=DEFAULT_DOWNLOAD_ROOT):
             )
         return shipped
     if name not in clip.clip._MODELS:
-        raise ValueError(
-            f"Unknown CLIP backbone {name!r}. Available: {', '.join(available_backbones())}; "
-            "or set MODEL.BACKBONE.PATH to a checkpoint file."
+        raise UserError(
+            f"Unknown CLIP backbone {name!r} (MODEL.BACKBONE.NAME, --backbone). Available: "
+            f"{', '.join(available_backbones())}; or set MODEL.BACKBONE.PATH to a checkpoint file."
         )
     url = clip.clip._MODELS[name]
     target = osp.join(download_root, osp.basename(url))

@@ -67,7 +67,10 @@ def few_shot_dir(root: Path, dataset: str, trainer: str, shots: int, seed: int, 
 
 
 def run_cli(module, argv: list[str], capsys) -> tuple[int, str, str]:
-    code = module.main(argv)
+    try:
+        code = module.main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -303,17 +306,17 @@ def test_cross_dataset_and_domain_generalisation(tmp_path, capsys):
 
 def test_bad_roots_exit_non_zero_with_a_message(tmp_path, capsys):
     code, _, err = run_cli(parse_results, ["few-shot", str(tmp_path / "nowhere")], capsys)
-    assert code == 1 and "does not exist" in err
+    assert code == 2 and "does not exist" in err
     code, _, err = run_cli(parse_results, ["base2new", str(tmp_path)], capsys)
-    assert code == 1 and "no base-to-new run folders" in err
+    assert code == 2 and "no base-to-new run folders" in err
     write_run(few_shot_dir(tmp_path, "dtd", "DPT", 16, 1), None)
     code, _, err = run_cli(parse_results, ["few-shot", str(tmp_path)], capsys)
-    assert code == 1 and "none has a result yet" in err
+    assert code == 2 and "none has a result yet" in err
     single_run = write_run(tmp_path / "single_run", 50.0)  # a run folder is not an output tree
     code, _, err = run_cli(parse_results, ["few-shot", str(single_run)], capsys)
-    assert code == 1 and "no few-shot run folders" in err
+    assert code == 2 and "no few-shot run folders" in err
     code, _, err = run_cli(plot_results, [str(tmp_path / "nowhere"), "--output", str(tmp_path / "x.png")], capsys)
-    assert code == 1 and "does not exist" in err and not (tmp_path / "x.png").exists()
+    assert code == 2 and "does not exist" in err and not (tmp_path / "x.png").exists()
 
 
 # ---------------------------------------------------------------- plot

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dassl_compat.errors import add_debug_argument, exit_on_user_error
 from trainers.clip_backbone import OPENAI_ARCHITECTURES, load_clip, save_tiny_clip
 
 DEFAULT_CONFIGS = {
@@ -58,6 +59,7 @@ def build_parser():
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after 2 untimed ones)")
     parser.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "amp", "bf16"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cuda", "cpu"])
+    add_debug_argument(parser)
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="more KEY VALUE config options")
     return parser
 
@@ -167,6 +169,12 @@ def main(argv=None):
     if args.random_weights and args.backbone not in OPENAI_ARCHITECTURES:
         parser.error(f"--random-weights needs --backbone one of {', '.join(OPENAI_ARCHITECTURES)}, "
                      f"got {args.backbone!r}")
+    with exit_on_user_error(args.debug):
+        return run_benchmarks(args)
+
+
+def run_benchmarks(args):
+    """Measure each trainer of `args.trainers`; the rows of the table."""
     weights = ", random weights" if args.random_weights else ""
     print(f"{args.backbone}{weights}, C = {args.classes}, batch {args.batch_size}, {args.precision}, {args.device}")
     print(TABLE_HEADER, flush=True)

@@ -3,11 +3,13 @@
 For each dataset it prints whether it was found, its number of classes and images per split,
 how many listed images are missing on disk, and, when something is wrong, what to fix (the
 reader's own error: the missing path, the expected layout, where to download). Datasets can be
-named by DATASET.NAME (OxfordPets) or config stem (oxford_pets); the default is all 15.
+named by DATASET.NAME (OxfordPets) or config stem (oxford_pets); the default is all 17 (the 15
+benchmarks and the two toy datasets). Every image of the test split gets a header check.
 
-A missing split file is downloaded from Google Drive when possible, as a training run would do.
+A missing split file is downloaded from Google Drive when possible, as a training run would do; a
+missing toy dataset is reported, not generated (`python tools/make_toy_data.py --root $DATA` makes it).
 Exit status 1 when a named dataset is missing or broken, or (without names) when a dataset that
-is present is broken.
+is present is broken; 2 when the command itself is wrong (no such --root, an unknown name).
 """
 
 import argparse
@@ -15,6 +17,8 @@ import contextlib
 import io
 import os.path as osp
 import sys
+
+from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
 
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), "configs", "datasets")
 
@@ -34,6 +38,8 @@ BENCHMARKS = {
     "imagenet_sketch": "ImageNetSketch",
     "imagenet_a": "ImageNetA",
     "imagenet_r": "ImageNetR",
+    "toy_fog": "ToyFog",
+    "toy_dusk": "ToyDusk",
 }
 
 
@@ -44,7 +50,10 @@ def resolve(names):
     lookup = {key.lower(): stem for stem, name in BENCHMARKS.items() for key in (stem, name)}
     unknown = [n for n in names if n.lower() not in lookup]
     if unknown:
-        raise SystemExit(f"Unknown dataset(s): {', '.join(unknown)}. Known: {', '.join(BENCHMARKS.values())}")
+        raise UserError(
+            f"Unknown dataset(s): {', '.join(unknown)}. Known: {', '.join(BENCHMARKS.values())} "
+            f"(or their config names: {', '.join(BENCHMARKS)})."
+        )
     return [lookup[n.lower()] for n in names]
 
 
@@ -64,14 +73,21 @@ def build(root, stem):
 
 def check(root, stem):
     """Print one dataset's report; return "ok", "missing" (folder absent) or "broken"."""
-    from clip_datasets.common import DatasetNotFoundError
+    from clip_datasets.toy import ToyDataset
     from dassl_compat import DATASET_REGISTRY
 
     name = BENCHMARKS[stem]
+    reader = DATASET_REGISTRY.get(name)
+    folder_found = osp.isdir(osp.join(root, reader.folder))
+    if issubclass(reader, ToyDataset) and not folder_found:  # building it would generate it
+        print(f"{name:20s} missing")
+        print(f"    not found: {osp.join(root, reader.folder)}. Generate it with: "
+              f"python tools/make_toy_data.py --root {root} (or let the first run generate it)")
+        return "missing"
     try:
         dataset = build(root, stem)
-    except DatasetNotFoundError as error:
-        status = "broken" if osp.isdir(osp.join(root, DATASET_REGISTRY.get(name).folder)) else "missing"
+    except UserError as error:
+        status = "broken" if folder_found else "missing"
         print(f"{name:20s} {status}")
         print("    " + str(error).replace("\n", "\n    "))
         return status
@@ -101,13 +117,24 @@ def main(argv=None):
     )
     parser.add_argument("--root", required=True, help="the data root ($DATA) that holds the dataset folders")
     parser.add_argument("names", nargs="*", help="datasets to check (DATASET.NAME or config stem); default: all")
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
-    root = osp.abspath(osp.expanduser(args.root))
-    stems = resolve(args.names)
+    with exit_on_user_error(args.debug):
+        return check_root(osp.abspath(osp.expanduser(args.root)), args.names)
+
+
+def check_root(root, names):
+    """Report the datasets `names` (all when empty) under `root`; the exit status (0 ok, 1 to fix)."""
+    if not osp.isdir(root):
+        raise UserError(
+            f"--root {root}: no such folder. Point --root at the folder that holds the dataset folders ($DATA, "
+            f"see DATASETS.md); python tools/make_toy_data.py --root {root} creates it with the toy datasets."
+        )
+    stems = resolve(names)
 
     print(f"Data root: {root}")
     statuses = {stem: check(root, stem) for stem in stems}
-    failed = [s for s, status in statuses.items() if status == "broken" or (args.names and status == "missing")]
+    failed = [s for s, status in statuses.items() if status == "broken" or (names and status == "missing")]
     found = sum(status == "ok" for status in statuses.values())
     print(
         f"{found} of {len(stems)} datasets ready"

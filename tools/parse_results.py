@@ -28,6 +28,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from dassl_compat.errors import add_debug_argument, exit_on_user_error
 from tools.results_common import (
     CROSS_DATASET_SOURCE,
     CROSS_DATASET_TARGETS,
@@ -36,7 +37,6 @@ from tools.results_common import (
     FEW_SHOT_BENCHMARKS,
     KEEP_ALL,
     Average,
-    ResultsError,
     RunFilter,
     RunResult,
     SeedStats,
@@ -356,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--format", choices=sorted(RENDERERS), default="md", help="table format (default: md)")
     common.add_argument("--output", type=Path, help="write the table to this file instead of stdout")
     add_filter_arguments(common)
+    add_debug_argument(common)
     parser = argparse.ArgumentParser(prog="dpt-results", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     modes = parser.add_subparsers(dest="mode", required=True)
@@ -366,12 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """dpt-results; an output root without results is an error (one paragraph, exit status 2)."""
     args = build_parser().parse_args(argv)
-    try:
+    with exit_on_user_error(args.debug):
         report = REPORTS[args.mode](args.output_root, run_filter_from(args))
-    except ResultsError as error:
-        print(f"dpt-results: error: {error}", file=sys.stderr)
-        return 1
     text = RENDERERS[args.format](report)
     if args.output is None:
         sys.stdout.write(text)

@@ -21,9 +21,9 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from dassl_compat.errors import add_debug_argument, exit_on_user_error
 from tools.results_common import (
     KEEP_ALL,
-    ResultsError,
     RunFilter,
     RunResult,
     add_filter_arguments,
@@ -159,16 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="image file to write; the suffix picks the format (default: few_shot.png)")
     parser.add_argument("--dpi", type=int, default=150)
     add_filter_arguments(parser)
+    add_debug_argument(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """dpt-plot; an output root without few-shot results is an error (one paragraph, exit status 2)."""
     args = build_parser().parse_args(argv)
-    try:
+    with exit_on_user_error(args.debug):
         figure, _ = few_shot_figure(args.output_root, run_filter_from(args))
-    except ResultsError as error:
-        print(f"dpt-plot: error: {error}", file=sys.stderr)
-        return 1
     figure.savefig(args.output, dpi=args.dpi)
     print(f"wrote {args.output}")
     return 0

@@ -21,6 +21,8 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dassl_compat.errors import UserError
+
 FEW_SHOT_BENCHMARKS = (
     "ImageNet",
     "Caltech101",
@@ -69,7 +71,7 @@ _CONFIG_SHOTS_FOLDER = re.compile(r"^(.*)_(\d+)shots$")
 _BASE2NEW_SHOTS_FOLDER = re.compile(r"^shots_(\d+)$")
 
 
-class ResultsError(Exception):
+class ResultsError(UserError):
     """An output root that cannot be reported on (missing, or without any finished run)."""
 
 
@@ -269,21 +271,30 @@ def run_filter_from(args: argparse.Namespace) -> RunFilter:
 
 def require_root(root: Path) -> None:
     if not root.is_dir():
-        raise ResultsError(f"output root '{root}' does not exist or is not a directory")
+        raise ResultsError(
+            f"output root '{root}' does not exist or is not a directory: give the folder train.py wrote into "
+            "(the scripts' OUTPUT, default output)"
+        )
 
 
 def require_results(runs: list[RunResult], kind: str, root: Path, run_filter: RunFilter) -> list[RunResult]:
     """The runs that pass the filter, or a ResultsError that says why there is nothing to report."""
     if not runs:
-        raise ResultsError(f"no {kind} run folders (with a log.txt) under '{root}'")
+        raise ResultsError(
+            f"no {kind} run folders (with a log.txt) under '{root}': give the output folder above the run "
+            "folders (e.g. output, not output/<dataset>/<trainer>/.../seed1), or pick the report that matches its runs"
+        )
     if all(run.accuracy is None for run in runs):
         raise ResultsError(
             f"{len(runs)} {kind} run folder(s) under '{root}' but none has a result yet "
-            "(no '=> result' block with '* accuracy:' in any log)"
+            "(no '=> result' block with '* accuracy:' in any log): wait for the runs to finish, or rerun them"
         )
     kept = [run for run in runs if run_filter.accepts(run)]
     if not any(run.accuracy is not None for run in kept):
-        raise ResultsError(f"no {kind} run with a result under '{root}' matches --trainer/--dataset/--config/--shots")
+        raise ResultsError(
+            f"no {kind} run with a result under '{root}' matches --trainer/--dataset/--config/--shots: "
+            "loosen or fix those filters"
+        )
     return kept
 
 

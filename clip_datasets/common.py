@@ -6,22 +6,28 @@ A benchmark's split file `split_zhou_<Name>.json` holds `{"train": [[rel_path, l
 so it is plain data, readable by hand, and survives moving the data folder.
 
 Missing files raise `DatasetNotFoundError`, whose message names the dataset, the missing path, the
-expected layout and what to do. Image files are checked cheaply: the folders exist, and the first
-image of every class in every split exists. Any other missing image is reported, with its path,
-when the data loader reads it.
+expected layout and what to do; other bad data (a malformed split file, an empty class folder,
+unreadable images) raises a `UserError` naming the file. Image files are checked cheaply before
+training: the first image of every class in every split exists, and every image of the few-shot
+sample and of the test split opens as an image (a header check, `check_image_files`).
 """
 
+import json
 import math
 import os
 import os.path as osp
 import random
+from collections import Counter
+
+from PIL import Image
 
 from dassl_compat import DatasetBase, Datum, read_json, write_json
+from dassl_compat.errors import UserError
 
 DRIVE_URL = "https://drive.google.com/file/d/{}/view"
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(UserError, FileNotFoundError):
     """A dataset folder or file is missing or misplaced; the message says which, where it goes and how to get it."""
 
 
@@ -111,6 +117,64 @@ def check_first_images(dataset, layout, entries):
             )
 
 
+MAX_LISTED_BAD_IMAGES = 5
+
+
+def unreadable_image(path):
+    """Why `path` is not a readable image ("" when it is one): PIL's header check, no full decode."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        return f"{type(error).__name__}: {error}"
+    return ""
+
+
+def check_image_files(dataset, splits):
+    """A UserError when images of `splits` ({split name: Datums}) are missing or not images.
+
+    The message gives the count of bad files and the first MAX_LISTED_BAD_IMAGES paths with the reason.
+    """
+    paths = sorted({item.impath for items in splits.values() for item in items})
+    bad = [(path, reason) for path, reason in ((path, unreadable_image(path)) for path in paths) if reason]
+    if not bad:
+        return
+    listed = "; ".join(f"{path} ({reason})" for path, reason in bad[:MAX_LISTED_BAD_IMAGES])
+    raise UserError(
+        f"{dataset}: {len(bad)} of {len(paths)} images of the {' and '.join(splits)} split(s) are missing or not "
+        f"readable images: {listed}{' ...' if len(bad) > MAX_LISTED_BAD_IMAGES else ''}. Replace these files "
+        "(re-extract the dataset, see DATASETS.md) or remove them from the class folder or split file, then run again."
+    )
+
+
+def check_images_before_training(dataset, num_shots, train, val, test):
+    """Header-check the images a run reads first and last: the few-shot sample (train and val, when
+    NUM_SHOTS >= 1; a full train set is not checked, it can be 1.28M files) and the test split."""
+    splits = {"few-shot train": train, "few-shot val": val} if num_shots >= 1 else {}
+    check_image_files(dataset, {name: items for name, items in {**splits, "test": test}.items() if items})
+
+
+def report_num_shots(dataset, train, num_shots):
+    """Print what DATASET.NUM_SHOTS selects: all training images when <= 0; a warning naming the
+    classes with fewer than NUM_SHOTS training images (they keep all of theirs)."""
+    if num_shots < 1:
+        print(f"DATASET.NUM_SHOTS is {num_shots} (<= 0): {dataset} trains on all {len(train):,} training images")
+        return
+    counts = Counter(item.label for item in train)
+    names = {item.label: item.classname for item in train}
+    short = sorted(label for label, count in counts.items() if count < num_shots)
+    if short:
+        examples = ", ".join(f"{names[label]!r} ({counts[label]})" for label in short[:3])
+        print(
+            f"Warning: DATASET.NUM_SHOTS is {num_shots}, but {len(short)} of {len(counts)} classes of {dataset} have "
+            f"fewer training images, e.g. {examples}: those classes use all their images, so the sample is "
+            f"smaller and unbalanced. Set DATASET.NUM_SHOTS {min(counts.values())} or less for {dataset} "
+            "to sample the same number in every class."
+        )
+
+
 def to_datums(dataset, layout, entries):
     """Datums from (impath, label, classname) tuples, after checking the first image of each class."""
     check_first_images(dataset, layout, entries)
@@ -128,13 +192,33 @@ def from_relative(rows, prefix, rename=None):
     return [(osp.join(prefix, rel_path), int(label), rename.get(name, name)) for rel_path, label, name in rows]
 
 
+def read_split_file(path, keys, fix):
+    """{key: rows} of a JSON split file holding `keys` with [rel_path, label, classname] rows.
+
+    A file that is not JSON, or not in that format, is a UserError naming it, ending with `fix`.
+    """
+    try:
+        with open(path) as file:
+            split = json.load(file)
+    except json.JSONDecodeError as error:
+        raise UserError(
+            f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}). {fix}"
+        ) from error
+    for key in keys:
+        rows = split.get(key) if isinstance(split, dict) else None
+        if not isinstance(rows, list) or not all(isinstance(row, list) and len(row) == 3 for row in rows):
+            raise UserError(
+                f"{path} has no {key!r} list of [image path, label, class name] rows. {fix}"
+            )
+    return split
+
+
 def read_split(path, prefix, dataset, layout, rename=None):
     """train, val, test Datums of a split file whose paths are relative to `prefix`."""
     print(f"Reading split from {path}")
-    split = read_json(path)
-    return tuple(
-        to_datums(dataset, layout, from_relative(split[key], prefix, rename)) for key in ("train", "val", "test")
-    )
+    keys = ("train", "val", "test")
+    split = read_split_file(path, keys, "Replace it with the official split file (see DATASETS.md) or delete it.")
+    return tuple(to_datums(dataset, layout, from_relative(split[key], prefix, rename)) for key in keys)
 
 
 def write_split(train, val, test, path, prefix):
@@ -154,7 +238,10 @@ def split_trainval(trainval, rng, p_val=0.2):
     for label, items in by_label.items():
         n_val = round(len(items) * p_val)
         if n_val < 1:
-            raise ValueError(f"label {label} has {len(items)} train+val images, too few to hold out a validation image")
+            raise UserError(
+                f"label {label} has {len(items)} train+val images, too few to hold out a validation image: "
+                "give it at least 3 images"
+            )
         rng.shuffle(items)
         val.extend(items[:n_val])
         train.extend(items[n_val:])
@@ -176,7 +263,10 @@ def split_class_folders(image_dir, rng, p_train=0.5, p_val=0.2, ignored=(), rena
         n_train = round(len(impaths) * p_train)
         n_val = round(len(impaths) * p_val)
         if n_train < 1 or n_val < 1 or len(impaths) - n_train - n_val < 1:
-            raise ValueError(f"class folder {folder!r} has {len(impaths)} images, too few for a train/val/test split")
+            raise UserError(
+                f"class folder {osp.join(image_dir, folder)} has {len(impaths)} images, too few for a "
+                "train/val/test split: give every class at least 4 images, or remove the folder"
+            )
         classname = rename.get(folder, folder)
         cut = (
             (train, impaths[:n_train]),
@@ -219,9 +309,10 @@ def sample_few_shot(dataset, cfg, train, val, prefix, layout):
     same images as CoOp given the same split file. NUM_SHOTS < 1 keeps the full splits.
     """
     num_shots = cfg.DATASET.NUM_SHOTS
+    name = type(dataset).__name__
+    report_num_shots(name, train, num_shots)
     if num_shots < 1:
         return train, val
-    name = type(dataset).__name__
     cache = few_shot_cache_path(dataset.dataset_dir, cfg)
     if cache is not None and osp.isfile(cache):
         data = load_few_shot(cache, prefix, name, layout)
@@ -239,7 +330,7 @@ def subsample_classes(*sources, subsample="all"):
     The kept labels are renumbered 0..k-1 in sorted order in every source; "all" keeps everything.
     """
     if subsample not in ("all", "base", "new"):
-        raise ValueError(f"DATASET.SUBSAMPLE_CLASSES must be 'all', 'base' or 'new', got {subsample!r}")
+        raise UserError(f"DATASET.SUBSAMPLE_CLASSES must be 'all', 'base' or 'new', got {subsample!r}")
     if subsample == "all":
         return sources
     labels = sorted({item.label for item in sources[0]})
@@ -283,6 +374,7 @@ class SplitFileBenchmark(DatasetBase):
         train, val, test = self.read_or_obtain_split(cfg)
         train, val = sample_few_shot(self, cfg, train, val, self.image_dir, self.layout)
         train, val, test = subsample_classes(train, val, test, subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
+        check_images_before_training(name, cfg.DATASET.NUM_SHOTS, train, val, test)
         super().__init__(train_x=train, val=val, test=test)
 
     def read_or_obtain_split(self, cfg):

@@ -4,7 +4,14 @@ import os.path as osp
 
 from dassl_compat import DATASET_REGISTRY, DatasetBase
 
-from .common import dataset_root, require, sample_few_shot, subsample_classes, to_datums
+from .common import (
+    check_images_before_training,
+    dataset_root,
+    require,
+    sample_few_shot,
+    subsample_classes,
+    to_datums,
+)
 
 
 @DATASET_REGISTRY.register()
@@ -34,6 +41,7 @@ fgvc_aircraft/          (the data/ folder of fgvc-aircraft-2013b.tar.gz, renamed
         )
         train, val = sample_few_shot(self, cfg, train, val, self.image_dir, self.layout)
         train, val, test = subsample_classes(train, val, test, subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
+        check_images_before_training("FGVCAircraft", cfg.DATASET.NUM_SHOTS, train, val, test)
         super().__init__(train_x=train, val=val, test=test)
 
     def read_list(self, list_file, label_of):

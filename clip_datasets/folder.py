@@ -14,8 +14,10 @@ import os.path as osp
 import random
 
 from dassl_compat import DATASET_REGISTRY, DatasetBase, Datum
+from dassl_compat.errors import UserError
 
 from .common import (
+    check_images_before_training,
     dataset_root,
     list_folders,
     list_images,
@@ -59,13 +61,14 @@ Class names are the folder names with '_' read as a space.
         train, val, test = self.read_data()
         train, val = sample_few_shot(self, cfg, train, val, self.dataset_dir, self.layout)
         train, val, test = subsample_classes(train, val, test, subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
+        check_images_before_training(type(self).__name__, cfg.DATASET.NUM_SHOTS, train, val, test)
         super().__init__(train_x=train, val=val, test=test)
 
     def folder_name(self, cfg):
         """The dataset's folder under DATASET.ROOT."""
         folder = self.folder or cfg.DATASET.FOLDER
         if not folder:
-            raise ValueError(
+            raise UserError(
                 "ImageFolder needs DATASET.FOLDER: the folder under DATASET.ROOT that holds the class folders "
                 "(e.g. `DATASET.FOLDER my_data` on the command line)"
             )
@@ -87,7 +90,10 @@ Class names are the folder names with '_' read as a space.
             return read_split(split_path, self.dataset_dir, type(self).__name__, self.layout)
         folders = [f for f in list_folders(self.dataset_dir) if f not in SPLIT_SUBFOLDERS + (FEW_SHOT_FOLDER,)]
         if not folders:
-            raise ValueError(f"{type(self).__name__}: no class folders in {self.dataset_dir}. Expected:\n{self.layout}")
+            raise UserError(
+                f"{type(self).__name__}: no class folders in {self.dataset_dir}. Put each class's images in a "
+                f"folder named after the class. Expected:\n{self.layout}"
+            )
         # A private generator: the split does not depend on, nor disturb, the run's seeded `random`.
         train, val, test = split_class_folders(
             self.dataset_dir,
@@ -100,7 +106,15 @@ Class names are the folder names with '_' read as a space.
 
     def read_split_folders(self):
         """Datums of train/, val/ (empty when absent) and test/, labelled by the sorted train class folders."""
-        classes = list_folders(osp.join(self.dataset_dir, "train"))
+        train_dir = osp.join(self.dataset_dir, "train")
+        classes = list_folders(train_dir)
+        empty = [folder for folder in classes if not list_images(osp.join(train_dir, folder))]
+        if empty:
+            raise UserError(
+                f"{type(self).__name__}: {len(empty)} class folder(s) of {train_dir} hold no images, e.g. "
+                f"{osp.join(train_dir, empty[0])}. Every class folder of train/ is a class: add its training "
+                "images, or remove the folder (and its val/ and test/ folders)."
+            )
         labels = {folder: label for label, folder in enumerate(classes)}
         splits = []
         for split in SPLIT_SUBFOLDERS:
@@ -110,12 +124,17 @@ Class names are the folder names with '_' read as a space.
                 continue
             unknown = sorted(set(list_folders(split_dir)) - set(labels))
             if unknown:
-                raise ValueError(f"{split_dir} has class folders that train/ lacks: {unknown}")
+                raise UserError(
+                    f"{split_dir} has class folders that {train_dir} lacks: {', '.join(unknown)}. The classes are "
+                    "train/'s folders: add the class to train/ or remove these folders."
+                )
             splits.append([
                 Datum(impath=osp.join(split_dir, folder, name), label=labels[folder], classname=classname_of(folder))
                 for folder in list_folders(split_dir)
                 for name in list_images(osp.join(split_dir, folder))
             ])
         if not splits[0]:
-            raise ValueError(f"{type(self).__name__}: no training images under {osp.join(self.dataset_dir, 'train')}")
+            raise UserError(
+                f"{type(self).__name__}: no class folders under {train_dir}. Expected:\n{self.layout}"
+            )
         return tuple(splits)

@@ -1,9 +1,11 @@
 """ImageNet (Deng et al., 2009) as CoOp uses it, and the base of its test-only variants.
 
-Class names come from `classnames.txt` (`<wnid> <name>` lines, CLIP's names); a class's label is
-its line index, which for the official file (sorted wnids) equals CoOp's sorted-folder index.
-The val set is the test set (and the validation set). Folders are listed sorted. The full train
-listing (1.28M files) is only read when there is no few-shot cache for (NUM_SHOTS, SEED).
+The classes are the wnid folders present in `images/train/`, as in CoOp's reader: a class's label
+is its index among the sorted folders, its name comes from `classnames.txt` (`<wnid> <name>` lines,
+CLIP's names). With all 1000 folders this is the official file's order; a subset of the folders
+(ImageNet-100 style) is a dataset of those classes. `images/val/` holds the same classes (or some of
+them) and is the test set (and the validation set). The full train listing (1.28M files) is only
+read when there is no few-shot cache for (NUM_SHOTS, SEED).
 """
 
 import os.path as osp
@@ -11,6 +13,7 @@ import os.path as osp
 from dassl_compat import DATASET_REGISTRY, DatasetBase, Datum
 
 from .common import (
+    check_images_before_training,
     dataset_error,
     dataset_root,
     fetch_or_fail,
@@ -18,7 +21,7 @@ from .common import (
     list_folders,
     list_images,
     load_few_shot,
-    missing,
+    report_num_shots,
     require,
     save_few_shot,
     subsample_classes,
@@ -70,29 +73,21 @@ imagenet/
         classnames_file = osp.join(self.dataset_dir, "classnames.txt")
         fetch_or_fail(classnames_file, CLASSNAMES_DRIVE_ID, "ImageNet", self.layout)
         classnames = read_classnames(classnames_file)
+        classes = self.class_folders("train", classnames)
+        if len(classes) < len(classnames):
+            print(f"ImageNet: {len(classes)} of the {len(classnames)} classes of classnames.txt have a train folder")
+        labels = {wnid: label for label, wnid in enumerate(classes)}
 
-        test = self.read_folder("val", classnames)
-        train = self.read_train(cfg, classnames)
+        test = self.read_folder("val", labels, classnames)
+        train = self.read_train(cfg, labels, classnames)
         train, test = subsample_classes(train, test, subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
+        check_images_before_training("ImageNet", cfg.DATASET.NUM_SHOTS, train, [], test)
         super().__init__(train_x=train, val=test, test=test)
 
-    def read_train(self, cfg, classnames):
-        """The full train set, or its K-shot sample (cached per seed; ImageNet samples train only)."""
-        num_shots = cfg.DATASET.NUM_SHOTS
-        if num_shots < 1:
-            return self.read_folder("train", classnames)
-        cache = few_shot_cache_path(self.dataset_dir, cfg)
-        if cache is not None and osp.isfile(cache):
-            return load_few_shot(cache, self.image_dir, "ImageNet", self.layout)["train"]
-        train = self.generate_fewshot_dataset(self.read_folder("train", classnames), num_shots=num_shots)
-        if cache is not None:
-            save_few_shot(cache, self.image_dir, train=train)
-        return train
-
-    def read_folder(self, split, classnames):
-        """Datums of `images/<split>/<wnid>/`, one folder per line of classnames.txt, labels in file order."""
+    def class_folders(self, split, classnames):
+        """The sorted wnid folders of `images/<split>/`, each of which classnames.txt must name."""
         split_dir = osp.join(self.image_dir, split)
-        folders = set(list_folders(split_dir))
+        folders = list_folders(split_dir)
         if not folders and list_images(split_dir):
             raise dataset_error(
                 "ImageNet",
@@ -101,7 +96,9 @@ imagenet/
                 "Move each image into a folder named after its wnid (the ILSVRC2012 val ground truth), "
                 "e.g. with the widely used valprep.sh script.",
             )
-        unlisted = sorted(folders - set(classnames))
+        if not folders:
+            raise dataset_error("ImageNet", f"{split_dir} has no class folders", self.layout)
+        unlisted = [folder for folder in folders if folder not in classnames]
         if unlisted:
             raise dataset_error(
                 "ImageNet",
@@ -109,17 +106,41 @@ imagenet/
                 self.layout,
                 "classnames.txt must list every class folder (use the official 1000-class file).",
             )
-        items = []
-        for label, (wnid, classname) in enumerate(classnames.items()):
-            folder = osp.join(split_dir, wnid)
-            if wnid not in folders:
-                raise missing(
-                    "ImageNet", folder, self.layout, f"classnames.txt lists {wnid} but {split_dir} has no such folder."
-                )
-            items.extend(
-                Datum(impath=osp.join(folder, name), label=label, classname=classname) for name in list_images(folder)
+        return folders
+
+    def read_train(self, cfg, labels, classnames):
+        """The full train set, or its K-shot sample (cached per seed; ImageNet samples train only)."""
+        num_shots = cfg.DATASET.NUM_SHOTS
+        cache = few_shot_cache_path(self.dataset_dir, cfg)
+        if num_shots >= 1 and cache is not None and osp.isfile(cache):
+            return load_few_shot(cache, self.image_dir, "ImageNet", self.layout)["train"]
+        train = self.read_folder("train", labels, classnames)
+        report_num_shots("ImageNet", train, num_shots)
+        if num_shots < 1:
+            return train
+        train = self.generate_fewshot_dataset(train, num_shots=num_shots)
+        if cache is not None:
+            save_few_shot(cache, self.image_dir, train=train)
+        return train
+
+    def read_folder(self, split, labels, classnames):
+        """Datums of `images/<split>/<wnid>/`, labelled by `labels` ({wnid: label} of the train folders)."""
+        split_dir = osp.join(self.image_dir, split)
+        folders = self.class_folders(split, classnames)
+        extra = [folder for folder in folders if folder not in labels]
+        if extra:
+            raise dataset_error(
+                "ImageNet",
+                f"{len(extra)} class folders of {split_dir} have no train folder, e.g. {extra[0]}",
+                self.layout,
+                f"The classes are the folders of {osp.join(self.image_dir, 'train')}: add their training images "
+                "or remove these folders.",
             )
-        return items
+        return [
+            Datum(impath=osp.join(split_dir, wnid, name), label=labels[wnid], classname=classnames[wnid])
+            for wnid in folders
+            for name in list_images(osp.join(split_dir, wnid))
+        ]
 
 
 class ImageNetVariant(DatasetBase):
@@ -144,6 +165,7 @@ class ImageNetVariant(DatasetBase):
         if not data:
             raise dataset_error(name, f"no images found in {self.image_dir}", self.layout)
         (data,) = subsample_classes(data, subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
+        check_images_before_training(name, cfg.DATASET.NUM_SHOTS, [], [], data)
         super().__init__(train_x=data, test=data)
 
     def find_classnames(self, root):

@@ -8,6 +8,7 @@ pure function of the dataset spec and seed 0, so every machine gets the same fil
 import os.path as osp
 
 from dassl_compat import DATASET_REGISTRY
+from dassl_compat.errors import UserError
 from toyworld.benchmarks import (
     GENERATION_FILE,
     TOY_DUSK,
@@ -45,7 +46,7 @@ class ToyDataset(ImageFolder):
         found = read_generation_record(self.dataset_dir)
         if found != generation_record(self.spec, TOY_DATA_SEED):
             what = "has no readable " + GENERATION_FILE if found is None else "was generated from another spec or seed"
-            raise ValueError(
+            raise UserError(
                 f"{self.dataset_dir} {what}: it does not hold this version of {self.spec.name}. "
                 f"Delete the folder; it is generated again on first use."
             )

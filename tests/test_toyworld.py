@@ -17,6 +17,7 @@ from PIL import Image
 import clip_datasets  # noqa: F401  (registers the datasets)
 from clip_datasets.common import DatasetNotFoundError
 from dassl_compat import DATASET_REGISTRY, get_cfg_default
+from dassl_compat.errors import UserError
 from tools import pretrain_toy_clip
 from toyworld.benchmarks import GENERATION_FILE, TOY_DUSK, TOY_FOG, render_split, write_toy_dataset
 from toyworld.pretrain import ToyClipConfig, build_toy_clip
@@ -121,14 +122,14 @@ def test_styles_change_the_whole_image_and_only_by_their_rule():
 def test_a_folder_from_another_toyworld_version_is_a_clear_error(tmp_path):
     stale = tmp_path / "toy_dusk" / "train" / "striped_circle"
     stale.mkdir(parents=True)
-    with pytest.raises(ValueError, match=f"has no readable {GENERATION_FILE}"):
+    with pytest.raises(UserError, match=f"has no readable {GENERATION_FILE}"):
         build(make_cfg(tmp_path, "ToyDusk"))
 
 
 def test_a_folder_generated_with_another_seed_is_a_clear_error(tmp_path):
     small = dataclasses.replace(TOY_DUSK, counts={"train": 1, "val": 1, "test": 1})
     write_toy_dataset(small, tmp_path, seed=0)
-    with pytest.raises(ValueError, match="generated from another spec or seed"):
+    with pytest.raises(UserError, match="generated from another spec or seed"):
         build(make_cfg(tmp_path, "ToyDusk"))
 
 
@@ -189,7 +190,7 @@ def test_image_folder_reads_train_and_test_folders_without_val(tmp_path):
 
 
 def test_image_folder_errors_name_what_is_missing(tmp_path):
-    with pytest.raises(ValueError, match="DATASET.FOLDER"):
+    with pytest.raises(UserError, match="DATASET.FOLDER"):
         build(make_cfg(tmp_path, "ImageFolder"))
     with pytest.raises(DatasetNotFoundError, match="absent") as error:
         build(make_cfg(tmp_path, "ImageFolder", folder="absent"))

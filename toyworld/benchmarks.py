@@ -126,17 +126,26 @@ def read_generation_record(dataset_dir):
         return None
 
 
+def current_umask():
+    """The process's umask (reading it means setting it, so it is set straight back)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def write_toy_dataset(spec, root, seed=0):
     """Write `spec` under `<root>/<spec.dataset_dir>/` (replacing nothing that exists); returns its path.
 
     The folder is assembled in a temporary sibling and renamed into place, so a reader never sees a
-    half-written dataset.
+    half-written dataset. It gets the permissions of an ordinary new folder (the umask's), not the
+    owner-only ones of a temporary folder, so the other users of a shared data root can read it.
     """
     target = osp.join(root, spec.dataset_dir)
     if osp.isdir(target):
         return target
     os.makedirs(root, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{spec.dataset_dir}-", dir=root)
+    os.chmod(staging, 0o777 & ~current_umask())
     try:
         folders = spec.folder_names()
         for split in SPLITS:

@@ -11,6 +11,8 @@ from bisect import bisect_right
 import torch
 import torch.nn as nn
 
+from ..errors import UserError
+
 AVAILABLE_OPTIMIZERS = ("sgd", "adam", "adamw", "amsgrad", "rmsprop")
 AVAILABLE_SCHEDULERS = ("single_step", "multi_step", "cosine")
 AVAILABLE_WARMUPS = ("constant", "linear")
@@ -24,7 +26,7 @@ def build_optimizer(model, optim_cfg, param_groups=None):
     """
     name = optim_cfg.NAME
     if name not in AVAILABLE_OPTIMIZERS:
-        raise ValueError(f"OPTIM.NAME must be one of {AVAILABLE_OPTIMIZERS}, got {name!r}")
+        raise UserError(f"OPTIM.NAME must be one of {AVAILABLE_OPTIMIZERS}, got {name!r}")
     if param_groups is None:
         params = model.parameters() if isinstance(model, nn.Module) else model
         param_groups = [p for p in params if p.requires_grad]
@@ -99,16 +101,16 @@ def build_lr_scheduler(optimizer, optim_cfg):
     """The schedule of OPTIM.{LR_SCHEDULER, STEPSIZE, GAMMA, MAX_EPOCH, WARMUP_*}."""
     policy = optim_cfg.LR_SCHEDULER
     if policy not in AVAILABLE_SCHEDULERS:
-        raise ValueError(f"OPTIM.LR_SCHEDULER must be one of {AVAILABLE_SCHEDULERS}, got {policy!r}")
+        raise UserError(f"OPTIM.LR_SCHEDULER must be one of {AVAILABLE_SCHEDULERS}, got {policy!r}")
     stepsize = optim_cfg.STEPSIZE
     stepsize = list(stepsize) if isinstance(stepsize, (list, tuple)) else [stepsize]
     if policy == "single_step" and stepsize[0] <= 0:
         stepsize = [optim_cfg.MAX_EPOCH]
     if policy == "multi_step" and any(s <= 0 for s in stepsize):
-        raise ValueError(f"OPTIM.STEPSIZE must list positive epochs for multi_step, got {stepsize}")
+        raise UserError(f"OPTIM.STEPSIZE must list positive epochs for multi_step, got {stepsize}")
     warmup_epoch = optim_cfg.WARMUP_EPOCH if optim_cfg.WARMUP_EPOCH > 0 else 0
     if warmup_epoch and optim_cfg.WARMUP_TYPE not in AVAILABLE_WARMUPS:
-        raise ValueError(f"OPTIM.WARMUP_TYPE must be one of {AVAILABLE_WARMUPS}, got {optim_cfg.WARMUP_TYPE!r}")
+        raise UserError(f"OPTIM.WARMUP_TYPE must be one of {AVAILABLE_WARMUPS}, got {optim_cfg.WARMUP_TYPE!r}")
     return EpochScheduler(
         optimizer,
         policy,

@@ -10,6 +10,8 @@ from torchvision.transforms import (
     ToTensor,
 )
 
+from ..errors import UserError
+
 INTERPOLATION_MODES = {
     "bilinear": InterpolationMode.BILINEAR,
     "bicubic": InterpolationMode.BICUBIC,
@@ -25,11 +27,11 @@ def build_transform(cfg, is_train=True, choices=None):
     choices = list(choices if choices is not None else cfg.INPUT.TRANSFORMS)
     unknown = [c for c in choices if c not in AVAILABLE_TRANSFORMS]
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"Unknown INPUT.TRANSFORMS {unknown}: the bundled engine supports {list(AVAILABLE_TRANSFORMS)}"
         )
     if cfg.INPUT.INTERPOLATION not in INTERPOLATION_MODES:
-        raise ValueError(
+        raise UserError(
             f"Unknown INPUT.INTERPOLATION {cfg.INPUT.INTERPOLATION!r}: choose one of {list(INTERPOLATION_MODES)}"
         )
     interp = INTERPOLATION_MODES[cfg.INPUT.INTERPOLATION]

@@ -91,7 +91,7 @@ TYPE_MISMATCH = re.compile(
 )
 
 
-UNKNOWN_KEY = re.compile(r"Non-existent (?:config )?key: (?P<key>\S+)")
+UNKNOWN_KEY = re.compile(r"Non-existent (?:config )?key: (?P<key>[\w.]+)")
 
 
 def full_keys(node, prefix=""):
@@ -124,8 +124,9 @@ def config_error(source, err, cfg):
     mismatch = TYPE_MISMATCH.search(str(err))
     if mismatch:
         return UserError(
-            f"Config error in {source}: {mismatch['key']} must be a {mismatch['expected']} like its default "
-            f"({mismatch['default']}), got {mismatch['value']!r}. Give a {mismatch['expected']} value."
+            f"Config error in {source}: {mismatch['key']} takes a value of type {mismatch['expected']}, like its "
+            f"default ({mismatch['default']}), but got {mismatch['value']!r}. Give it a value of type "
+            f"{mismatch['expected']}."
         )
     return UserError(f"Config error in {source}: {err}. Fix that entry (KEY VALUE pairs of existing keys).")
 
@@ -186,8 +187,8 @@ def setup_cfg(args, plugins=()):
     reset_cfg(cfg, args)
     if args.opts and len(args.opts) % 2:
         raise UserError(
-            f"Config options must come in KEY VALUE pairs, got {len(args.opts)} words: {' '.join(args.opts)}. "
-            "Give a value after each key (options go last, after every --flag)."
+            f"Config options must come in KEY VALUE pairs, got an odd number of words ({len(args.opts)}, the last "
+            f"is {args.opts[-1]!r}). Give a value after each key (options go last, after every --flag)."
         )
     _merge(cfg, "the command-line options", lambda: cfg.merge_from_list(args.opts or []))
     cfg.freeze()

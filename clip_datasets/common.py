@@ -19,7 +19,7 @@ import os.path as osp
 import random
 from collections import Counter
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from dassl_compat import DatasetBase, Datum, read_json, write_json
 from dassl_compat.errors import UserError
@@ -127,8 +127,10 @@ def unreadable_image(path):
             image.verify()
     except FileNotFoundError:
         return "missing"
+    except UnidentifiedImageError:
+        return "not an image file"
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        return f"{type(error).__name__}: {error}"
+        return f"damaged: {error}"
     return ""
 
 
@@ -143,7 +145,7 @@ def check_image_files(dataset, splits):
         return
     listed = "; ".join(f"{path} ({reason})" for path, reason in bad[:MAX_LISTED_BAD_IMAGES])
     raise UserError(
-        f"{dataset}: {len(bad)} of {len(paths)} images of the {' and '.join(splits)} split(s) are missing or not "
+        f"{dataset}: {len(bad)} of the {len(paths)} images checked ({' + '.join(splits)}) are missing or not "
         f"readable images: {listed}{' ...' if len(bad) > MAX_LISTED_BAD_IMAGES else ''}. Replace these files "
         "(re-extract the dataset, see DATASETS.md) or remove them from the class folder or split file, then run again."
     )

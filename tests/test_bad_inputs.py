@@ -1,0 +1,323 @@
+"""A catalogue of bad inputs, each through the entry point a user runs (train.py's main and the
+console scripts' main functions).
+
+Every case asserts the exit status (2, `dassl_compat.errors.EXIT_USER_ERROR`), that the one
+paragraph on stderr names the file or key and the fix, that no traceback is printed, and that
+nothing that was in the output folder before (an earlier finished run) changed. Most cases fail
+before training; the data and output folders are copies, so every case starts from the same state.
+"""
+
+import errno
+import os
+import os.path as osp
+import re
+import shutil
+
+import pytest
+import torch
+from conftest import folder_run_args
+
+from dassl_compat.errors import EXIT_USER_ERROR
+from tools import benchmark, check_data, parse_results, plot_results
+
+
+@pytest.fixture(scope="module")
+def earlier_run(tmp_path_factory, data_root, tiny_clip_file):
+    """The output folder of a finished one-epoch CoOp run on `colours` (copied by each case)."""
+    import train
+
+    out = tmp_path_factory.mktemp("earlier") / "run"
+    train.main(folder_run_args(data_root, tiny_clip_file, out, epochs=1))
+    assert osp.isfile(out / "prompt_learner" / "model.pth.tar-1")
+    return out
+
+
+class Case:
+    """One run of a bad input: its own copies of the data root and of the earlier run's output folder."""
+
+    def __init__(self, tmp_path, data_root, clip_file, earlier):
+        self.tmp_path = tmp_path
+        self.source_root = data_root
+        self.clip_file = clip_file
+        self.out = tmp_path / "out"
+        shutil.copytree(earlier, self.out)
+        self._data = None
+
+    @property
+    def data(self):
+        """A private copy of the data root (made on first use), for cases that damage the data."""
+        if self._data is None:
+            self._data = str(self.tmp_path / "data")
+            shutil.copytree(self.source_root, self._data)
+        return self._data
+
+    def colours(self, *parts):
+        return osp.join(self.data, "colours", *parts)
+
+    def args(self, extra=(), data=None):
+        return folder_run_args(data or self.source_root, self.clip_file, self.out, epochs=1, extra=extra)
+
+    def write(self, name, text):
+        path = self.tmp_path / name
+        path.write_text(text)
+        return str(path)
+
+
+def files_of(folder):
+    """{relative path: bytes} of every file under `folder`."""
+    found = {}
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            path = osp.join(dirpath, name)
+            with open(path, "rb") as file:
+                found[osp.relpath(path, folder)] = file.read()
+    return found
+
+
+def run_main(main, argv, capsys):
+    """(exit status, stderr) of an entry point's main that is expected to exit."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def assert_user_error(main, argv, capsys, phrases, out=None):
+    """main(argv) exits 2 with one paragraph holding every phrase (regex), no traceback, and the
+    files that were in `out` before are unchanged (new files: only the failed run's log)."""
+    before = files_of(out) if out is not None else {}
+    code, err = run_main(main, argv, capsys)
+    assert code == EXIT_USER_ERROR, err
+    assert "Traceback" not in err, err
+    assert err.startswith("Error: "), err
+    for phrase in phrases:
+        assert re.search(phrase, err), f"{phrase!r} not in: {err}"
+    if out is not None:
+        after = files_of(out)
+        assert {name: after.get(name) for name in before} == before
+        assert all(re.fullmatch(r"log\.txt-[-\d]+", name) for name in set(after) - set(before)), sorted(after)
+    return err
+
+
+def run_train(argv):
+    import train
+
+    return train.main(argv)
+
+
+def corrupt(path):
+    with open(path, "wb") as file:
+        file.write(b"not an image")
+
+
+# Each case: (setup(case) -> train.py argv, phrases the error must hold: what, where and the fix).
+TRAIN_CASES = {
+    "yaml syntax error names the file and line": (
+        lambda c: ["--config-file", c.write("broken.yaml", "OPTIM:\n  LR: [0.1\n  MAX_EPOCH: 2\n")] + c.args(),
+        [r"broken\.yaml is not valid YAML", "line 3", "Fix the syntax"],
+    ),
+    "yaml syntax error in the dataset config": (
+        lambda c: ["--dataset-config-file", c.write("data.yaml", "DATASET:\n\tNAME: x\n")] + c.args(),
+        [r"data\.yaml is not valid YAML", "line 2"],
+    ),
+    "wrong type on the command line names the key": (
+        lambda c: c.args(extra=("DATASET.NUM_SHOTS", "four")),
+        ["DATASET.NUM_SHOTS takes a value of type int", "'four'", "Give it a value of type int"],
+    ),
+    "wrong type in a config file names the file and key": (
+        lambda c: ["--config-file", c.write("typed.yaml", "OPTIM:\n  MAX_EPOCH: many\n")] + c.args(),
+        [r"typed\.yaml", "OPTIM.MAX_EPOCH takes a value of type int"],
+    ),
+    "unknown key on the command line suggests the right one": (
+        lambda c: c.args(extra=("OPTIM.MAX_EPOCHS", "3")),
+        ["unknown key OPTIM.MAX_EPOCHS", "Do you mean OPTIM.MAX_EPOCH", "fix the spelling"],
+    ),
+    "unknown key in a config file": (
+        lambda c: ["--config-file", c.write("keys.yaml", "TRAINER:\n  COOP:\n    NCTX: 4\n")] + c.args(),
+        [r"keys\.yaml", r"unknown key TRAINER\.COOP\.NCTX\. Do you mean TRAINER\.COOP\.N_CTX"],
+    ),
+    "options that are not KEY VALUE pairs": (
+        lambda c: c.args(extra=("OPTIM.LR",)),
+        ["KEY VALUE pairs", "the last is 'OPTIM.LR'", "Give a value after each key"],
+    ),
+    "missing config file": (
+        lambda c: ["--config-file", "configs/trainers/CoOp/vit_b17.yaml"] + c.args(),
+        [r"--config-file configs/trainers/CoOp/vit_b17\.yaml: no such file", "Check the path"],
+    ),
+    "unknown trainer suggests the close name": (
+        lambda c: c.args(extra=("TRAINER.NAME", "DTP")),
+        ["TRAINER.NAME", "'DTP' is not registered", "Do you mean 'DPT'", "--plugin"],
+    ),
+    "unknown dataset name": (
+        lambda c: c.args(extra=("DATASET.NAME", "Eurosat")),
+        ["DATASET.NAME 'Eurosat' is not registered", "Do you mean 'EuroSAT'"],
+    ),
+    "plugin file that does not exist": (
+        lambda c: ["--plugin", "my_method.py"] + c.args(),
+        [r"--plugin my_method\.py: no such file"],
+    ),
+    "plugin module that does not exist": (
+        lambda c: ["--plugin", "no_such_plugin_module"] + c.args(),
+        ["--plugin no_such_plugin_module: no module of that name"],
+    ),
+    "unknown CLIP backbone": (
+        lambda c: c.args(extra=("MODEL.BACKBONE.PATH", "", "MODEL.BACKBONE.NAME", "ViT-B/61")),
+        ["Unknown CLIP backbone 'ViT-B/61'", "MODEL.BACKBONE.NAME", "MODEL.BACKBONE.PATH"],
+    ),
+    "CLIP weights file that does not exist": (
+        lambda c: c.args(extra=("MODEL.BACKBONE.PATH", "/nowhere/clip.pt")),
+        ["MODEL.BACKBONE.PATH points to '/nowhere/clip.pt', which is not a file"],
+    ),
+    "no data root": (
+        lambda c: [a for a in c.args() if a != c.source_root and a != "--root"],
+        ["DATASET.ROOT is empty", "pass --root"],
+    ),
+    "ImageFolder without DATASET.FOLDER": (
+        lambda c: c.args(extra=("DATASET.FOLDER", "")),
+        ["ImageFolder needs DATASET.FOLDER"],
+    ),
+    "dataset folder that does not exist": (
+        lambda c: c.args(extra=("DATASET.FOLDER", "colors")),
+        ["not found: .*colors", "Expected layout"],
+    ),
+    "bad DATASET.SUBSAMPLE_CLASSES": (
+        lambda c: c.args(extra=("DATASET.SUBSAMPLE_CLASSES", "novel")),
+        ["DATASET.SUBSAMPLE_CLASSES must be 'all', 'base' or 'new', got 'novel'"],
+    ),
+    "bad OPTIM.NAME": (
+        lambda c: c.args(extra=("OPTIM.NAME", "adamw2")),
+        ["OPTIM.NAME must be one of", "'adamw2'"],
+    ),
+    "bad INPUT.TRANSFORMS": (
+        lambda c: c.args(extra=("INPUT.TRANSFORMS", "('random_flip', 'colour_jitter')")),
+        ["Unknown INPUT.TRANSFORMS", "colour_jitter"],
+    ),
+}
+
+
+def empty_class_folder(c):
+    os.makedirs(c.colours("train", "yellow_star"))
+    return c.args(data=c.data)
+
+
+def class_folder_only_in_test(c):
+    shutil.copytree(c.colours("test", "blue_bar"), c.colours("test", "blue_bars"))
+    return c.args(data=c.data)
+
+
+def corrupt_test_image(c):
+    corrupt(c.colours("test", "green_square", "2.png"))
+    return c.args(data=c.data)
+
+
+def corrupt_few_shot_image(c):
+    for name in os.listdir(c.colours("train", "red_disk")):
+        corrupt(c.colours("train", "red_disk", name))
+    return c.args(data=c.data, extra=("DATASET.NUM_SHOTS", "2"))
+
+
+def split_file(c, text):
+    """Turn `colours` into the one-folder layout with the given split_folder.json."""
+    for split in ("train", "val", "test"):
+        shutil.rmtree(c.colours(split))
+    os.makedirs(c.colours("red_disk"))
+    with open(c.colours("split_folder.json"), "w") as file:
+        file.write(text)
+    return c.args(data=c.data)
+
+
+def tampered_toy_dataset(c):
+    os.makedirs(osp.join(c.data, "toy_fog"))
+    with open(osp.join(c.data, "toy_fog", "generation.json"), "w") as file:
+        file.write('{"seed": 7}')
+    return c.args(data=c.data, extra=("DATASET.NAME", "ToyFog"))
+
+
+TRAIN_CASES.update({
+    "empty class folder in a train/test layout": (
+        empty_class_folder,
+        [r"class folder\(s\) of .*train hold no images", r"yellow_star", "add its training images, or remove"],
+    ),
+    "test class folder that train/ lacks": (
+        class_folder_only_in_test,
+        [r"test has class folders that .*train lacks: blue_bars", "add the class to train/ or remove"],
+    ),
+    "corrupt test image is found before training": (
+        corrupt_test_image,
+        [r"1 of the 16 images checked \(test\)", r"green_square/2\.png \(not an image file\)", "Replace these files"],
+    ),
+    "corrupt images in the few-shot sample": (
+        corrupt_few_shot_image,
+        [r"2 of the \d+ images checked \(few-shot train \+ few-shot val \+ test\)", r"red_disk/\d\.png"],
+    ),
+    "malformed split JSON names its path": (
+        lambda c: split_file(c, '{"train": [["red_disk/0.png", 0, "red disk"]'),
+        [r"colours/split_folder\.json is not valid JSON", "line 1", "Replace it with the official split file"],
+    ),
+    "split JSON without a test list": (
+        lambda c: split_file(c, '{"train": [], "val": []}'),
+        [r"split_folder\.json has no 'test' list", "Replace it"],
+    ),
+    "image listed in a split file but missing": (
+        lambda c: split_file(c, '{"train": [["red_disk/0.png", 0, "red disk"]], "val": [], "test": []}'),
+        [r"not found: .*red_disk/0\.png", "An image listed in the split is missing"],
+    ),
+    "toy dataset folder from another generation": (
+        tampered_toy_dataset,
+        [r"toy_fog has no readable generation\.json|toy_fog was generated from another spec", "Delete the folder"],
+    ),
+})
+
+
+@pytest.mark.parametrize("name", sorted(TRAIN_CASES))
+def test_train_py_bad_input(name, tmp_path, data_root, tiny_clip_file, earlier_run, capsys):
+    case = Case(tmp_path, data_root, tiny_clip_file, earlier_run)
+    setup, phrases = TRAIN_CASES[name]
+    argv = setup(case)
+    assert_user_error(run_train, argv, capsys, phrases, out=case.out)
+    logs = [name for name in os.listdir(case.out) if name.startswith("log.txt-")]
+    assert not any("epoch [" in (case.out / log).read_text() for log in logs)  # it failed before training
+
+
+def test_full_disk_names_the_output_folder(tmp_path, data_root, tiny_clip_file, monkeypatch, capsys):
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    out = tmp_path / "full"
+    err = assert_user_error(run_train, folder_run_args(data_root, tiny_clip_file, out, epochs=1), capsys,
+                            ["The disk is full", f"free space in {re.escape(str(out))} or choose another --output-dir"])
+    assert err.count("\n") == 1  # one paragraph, not three chained tracebacks
+
+
+def test_debug_flag_and_environment_variable_show_the_traceback(tmp_path, data_root, tiny_clip_file, earlier_run,
+                                                                 monkeypatch, capsys):
+    case = Case(tmp_path, data_root, tiny_clip_file, earlier_run)
+    bad = case.args(extra=("DATASET.NUM_SHOTS", "four"))
+    code, err = run_main(run_train, ["--debug"] + bad, capsys)
+    assert code == EXIT_USER_ERROR and "Traceback" in err and "DATASET.NUM_SHOTS takes a value of type int" in err
+    monkeypatch.setenv("DPT_DEBUG", "1")
+    code, err = run_main(run_train, bad, capsys)
+    assert code == EXIT_USER_ERROR and "Traceback" in err
+
+
+def test_check_data_missing_root_and_unknown_name(tmp_path, capsys):
+    assert_user_error(check_data.main, ["--root", str(tmp_path / "nowhere")], capsys,
+                      ["--root .*nowhere: no such folder", r"\$DATA", "make_toy_data.py"])
+    assert_user_error(check_data.main, ["--root", str(tmp_path), "toyfogg"], capsys,
+                      ["Unknown dataset", "toyfogg", "ToyFog"])
+
+
+def test_results_and_plot_on_a_folder_without_runs(tmp_path, capsys):
+    assert_user_error(parse_results.main, ["few-shot", str(tmp_path / "nowhere")], capsys,
+                      ["does not exist", "give the folder train.py wrote into"])
+    assert_user_error(parse_results.main, ["base2new", str(tmp_path)], capsys,
+                      ["no base-to-new run folders", "give the output folder above the run folders"])
+    assert_user_error(plot_results.main, [str(tmp_path), "--output", str(tmp_path / "x.png")], capsys,
+                      ["no few-shot run folders"])
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_benchmark_with_missing_weights(tmp_path, capsys):
+    assert_user_error(benchmark.main, ["--backbone", "ViT-B/16", "--path", str(tmp_path / "clip.pt"),
+                                       "--trainers", "CoOp", "--device", "cpu"], capsys,
+                      ["MODEL.BACKBONE.PATH points to", r"clip\.pt", "Set it to a CLIP checkpoint"])

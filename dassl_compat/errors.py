@@ -15,7 +15,7 @@ import traceback
 
 EXIT_USER_ERROR = 2
 DEBUG_ENV = "DPT_DEBUG"
-DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+DISK_FULL_ERRNOS = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no EDQUOT on Windows
 
 
 class UserError(Exception):

@@ -65,7 +65,7 @@ def test_toy_data_folders_are_readable_by_other_users(tmp_path):
         target = write_toy_dataset(TINY_TOY_FOG, str(tmp_path))
     finally:
         os.umask(previous)
-    for dirpath, dirnames, filenames in os.walk(target):
+    for dirpath, _, filenames in os.walk(target):
         assert stat.S_IMODE(os.stat(dirpath).st_mode) == 0o755, dirpath
         for name in filenames:
             assert stat.S_IMODE(os.stat(osp.join(dirpath, name)).st_mode) == 0o644, name

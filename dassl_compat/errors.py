@@ -4,18 +4,22 @@ A `UserError` is a mistake the user can fix, not a bug: its message names the fi
 wrong and how to fix it. The command-line entry points run under `exit_on_user_error`, which prints
 it as one paragraph without a traceback and exits with status 2 (`EXIT_USER_ERROR`, the status
 argparse uses for a bad command line); `--debug` or `DPT_DEBUG=1` adds the traceback. A full disk
-(ENOSPC, EDQUOT) is reported the same way. Bugs keep their traceback.
+is reported the same way: an OSError ENOSPC / EDQUOT, or torch.save's failure to write (a
+RuntimeError from its stream writer, with no errno). Bugs keep their traceback.
 """
 
 import contextlib
 import errno
 import os
+import shutil
 import sys
 import traceback
 
 EXIT_USER_ERROR = 2
 DEBUG_ENV = "DPT_DEBUG"
 DISK_FULL_ERRNOS = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no EDQUOT on Windows
+# What torch.save's C++ stream writer says when a write fails (full disk or quota): no errno reaches Python.
+TORCH_WRITE_FAILURES = ("PytorchStreamWriter failed writing", "inline_container.cc", "iostream error")
 
 
 class UserError(Exception):
@@ -34,11 +38,37 @@ def add_debug_argument(parser):
     )
 
 
+def is_write_failure(error):
+    """True for a full disk: an OSError ENOSPC / EDQUOT, or torch.save's stream-writer RuntimeError."""
+    if isinstance(error, OSError):
+        return error.errno in DISK_FULL_ERRNOS
+    if isinstance(error, RuntimeError):
+        messages = (str(error), str(error.__context__ or ""))
+        return any(failure in message for failure in TORCH_WRITE_FAILURES for message in messages)
+    return False
+
+
+def free_space(folder):
+    """' (N MiB free)' for the disk of `folder` (or of its nearest existing parent), '' when unknown."""
+    while folder and not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    try:
+        return f" ({shutil.disk_usage(folder or '.').free / 2**20:,.1f} MiB free)"
+    except OSError:
+        return ""
+
+
 def disk_full_error(error, folder=""):
-    """The UserError for an OSError that says the disk (or quota) is full, naming the file and folder."""
-    where = f"writing {error.filename}" if error.filename else f"writing to {folder or 'the output folder'}"
-    fix = f"free space in {folder} or choose another --output-dir" if folder else "free space on that disk"
-    return UserError(f"The disk is full ({os.strerror(error.errno)}) while {where}: {fix}, then run again.")
+    """The UserError for a failed write on a full disk (or quota), naming the file or folder."""
+    if isinstance(error, OSError):
+        what = f"The disk is full ({os.strerror(error.errno)})"
+    else:
+        what = "torch.save could not write its file, most likely because the disk is full,"
+    where = f"writing {error.filename}" if getattr(error, "filename", None) else (
+        f"writing to {folder}" if folder else "writing a file")
+    fix = f"free space in {folder}{free_space(folder)} or choose another --output-dir" if folder else (
+        "free space on that disk")
+    return UserError(f"{what} while {where}: {fix}, then run again.")
 
 
 @contextlib.contextmanager
@@ -49,7 +79,7 @@ def exit_on_user_error(debug=False, output_folder=""):
         yield
     except Exception as error:
         if not isinstance(error, UserError):
-            if not (isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS):
+            if not is_write_failure(error):
                 raise
             error = disk_full_error(error, output_folder)
         if debug_requested(debug):

@@ -278,14 +278,25 @@ def test_train_py_bad_input(name, tmp_path, data_root, tiny_clip_file, earlier_r
     assert not any("epoch [" in (case.out / log).read_text() for log in logs)  # it failed before training
 
 
-def test_full_disk_names_the_output_folder(tmp_path, data_root, tiny_clip_file, monkeypatch, capsys):
-    def disk_full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+def raise_disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(torch, "save", disk_full)
+
+def save_to_full_device(save):
+    """torch.save writing to /dev/full instead: the real exceptions of a full disk (no errno reaches Python)."""
+    return lambda obj, *args, **kwargs: save(obj, "/dev/full")
+
+
+@pytest.mark.parametrize("fill", ["oserror", "torch_stream_writer"])
+def test_full_disk_names_the_output_folder(fill, tmp_path, data_root, tiny_clip_file, monkeypatch, capsys):
+    if fill == "torch_stream_writer" and not osp.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    monkeypatch.setattr(torch, "save", raise_disk_full if fill == "oserror" else save_to_full_device(torch.save))
     out = tmp_path / "full"
-    err = assert_user_error(run_train, folder_run_args(data_root, tiny_clip_file, out, epochs=1), capsys,
-                            ["The disk is full", f"free space in {re.escape(str(out))} or choose another --output-dir"])
+    what = {"oserror": r"The disk is full \(No space left on device\)",
+            "torch_stream_writer": "torch.save could not write its file, most likely because the disk is full"}[fill]
+    fix = f"free space in {re.escape(str(out))} .*or choose another --output-dir"
+    err = assert_user_error(run_train, folder_run_args(data_root, tiny_clip_file, out, epochs=1), capsys, [what, fix])
     assert err.count("\n") == 1  # one paragraph, not three chained tracebacks
 
 

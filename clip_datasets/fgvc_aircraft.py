@@ -3,6 +3,7 @@
 import os.path as osp
 
 from dassl_compat import DATASET_REGISTRY, DatasetBase
+from dassl_compat.errors import UserError
 
 from .common import (
     check_images_before_training,
@@ -50,8 +51,13 @@ fgvc_aircraft/          (the data/ folder of fgvc-aircraft-2013b.tar.gz, renamed
         require(path, "FGVCAircraft", self.layout)
         entries = []
         with open(path) as f:
-            for line in f:
+            for number, line in enumerate(f, start=1):
                 if line.strip():
-                    image_id, variant = line.strip().split(" ", 1)
+                    image_id, _, variant = line.strip().partition(" ")
+                    if variant not in label_of:
+                        raise UserError(
+                            f"{path}, line {number}: {variant!r} is not a variant of variants.txt. Use the lists "
+                            "and variants.txt of one fgvc-aircraft-2013b download (see DATASETS.md)."
+                        )
                     entries.append((osp.join(self.image_dir, image_id + ".jpg"), label_of[variant], variant))
         return to_datums("FGVCAircraft", self.layout, entries)

@@ -15,7 +15,8 @@ from clip_datasets.common import DatasetNotFoundError
 from clip_datasets.imagenet import read_classnames
 from clip_datasets.toy import ToyFog
 from dassl_compat import build_dataset, get_cfg_default, set_random_seed
-from tests.dataset_fixtures import build_imagenet
+from dassl_compat.errors import UserError
+from tests.dataset_fixtures import build_fgvc_aircraft, build_imagenet
 from tools import check_data
 from toyworld.benchmarks import TOY_FOG, write_toy_dataset
 from trainers.config import extend_cfg
@@ -24,11 +25,11 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_TOY_FOG = dataclasses.replace(TOY_FOG, counts={"train": 1, "val": 1, "test": 1})
 
 
-def build_imagenet_dataset(root, num_shots=-1):
-    """ImageNet under `root` through train.py's config path, seed 1."""
+def build_benchmark(root, stem, num_shots=-1):
+    """configs/datasets/<stem>.yaml's dataset under `root` through train.py's config path, seed 1."""
     cfg = get_cfg_default()
     extend_cfg(cfg)
-    cfg.merge_from_file(osp.join(REPO, "configs", "datasets", "imagenet.yaml"))
+    cfg.merge_from_file(osp.join(REPO, "configs", "datasets", f"{stem}.yaml"))
     cfg.DATASET.ROOT = root
     cfg.DATASET.NUM_SHOTS = num_shots
     cfg.SEED = 1
@@ -47,7 +48,7 @@ def test_imagenet_reads_the_class_folders_present(tmp_path):
         for wnid in dropped:
             shutil.rmtree(images / split / wnid)
     kept = [wnid for wnid in sorted(classnames) if wnid not in dropped]
-    dataset = build_imagenet_dataset(str(tmp_path), num_shots=2)
+    dataset = build_benchmark(str(tmp_path), "imagenet", num_shots=2)
     assert dataset.num_classes == len(kept) == len(classnames) - 2
     assert dataset.classnames == [classnames[wnid] for wnid in kept]
     for items in (dataset.train_x, dataset.test):
@@ -56,7 +57,17 @@ def test_imagenet_reads_the_class_folders_present(tmp_path):
         }
     os.makedirs(images / "val" / dropped[0])
     with pytest.raises(DatasetNotFoundError, match=f"have no train folder, e.g. {dropped[0]}"):
-        build_imagenet_dataset(str(tmp_path))
+        build_benchmark(str(tmp_path), "imagenet")
+
+
+def test_fgvc_aircraft_list_with_an_unknown_variant_names_the_line(tmp_path):
+    build_fgvc_aircraft(str(tmp_path))
+    listing = tmp_path / "fgvc_aircraft" / "images_variant_test.txt"
+    lines = listing.read_text().splitlines()
+    listing.write_text("\n".join(lines + ["1234567 Boeing 999"]) + "\n")
+    with pytest.raises(UserError, match=rf"images_variant_test\.txt, line {len(lines) + 1}: 'Boeing 999' is not a "
+                                        "variant of variants.txt"):
+        build_benchmark(str(tmp_path), "fgvc_aircraft")
 
 
 def test_toy_data_folders_are_readable_by_other_users(tmp_path):

@@ -195,11 +195,13 @@ def setup_cfg(args, plugins=()):
     return cfg
 
 
-def check_registered(registry, name, key):
-    """A UserError unless `name` (the value of config `key`) is registered, suggesting close names."""
+def check_registered(registry, name, key, how):
+    """A UserError unless `name` (the value of config `key`, set `how`) is registered, suggesting close names."""
     names = sorted(registry.registered_names())
     if name in names:
         return
+    if not name:
+        raise UserError(f"{key} is empty: {how}. Registered: {', '.join(names)}.")
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     hint = f" Do you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise UserError(
@@ -261,8 +263,13 @@ def run(args):
     """Train or evaluate as the parsed command line says; returns the trainer, or the test result with --eval-only."""
     plugins = [import_plugin(name) for name in args.plugin]
     cfg = setup_cfg(args, plugins)
-    check_registered(TRAINER_REGISTRY, cfg.TRAINER.NAME, "TRAINER.NAME (--trainer)")
-    check_registered(DATASET_REGISTRY, cfg.DATASET.NAME, "DATASET.NAME")
+    check_registered(TRAINER_REGISTRY, cfg.TRAINER.NAME, "TRAINER.NAME (--trainer)", "give --trainer NAME")
+    check_registered(
+        DATASET_REGISTRY,
+        cfg.DATASET.NAME,
+        "DATASET.NAME",
+        "give --dataset-config-file configs/datasets/<dataset>.yaml (or DATASET.NAME NAME)",
+    )
     rank, world_size = init_distributed()
     stdout = sys.stdout
     try:

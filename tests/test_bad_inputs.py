@@ -151,6 +151,14 @@ TRAIN_CASES = {
         lambda c: c.args(extra=("DATASET.NAME", "Eurosat")),
         ["DATASET.NAME 'Eurosat' is not registered", "Do you mean 'EuroSAT'"],
     ),
+    "no trainer": (
+        lambda c: [a for a in c.args() if a not in ("--trainer", "CoOp")],
+        ["TRAINER.NAME \\(--trainer\\) is empty: give --trainer NAME", "CoCoOp, CoOp, DPT"],
+    ),
+    "no dataset": (
+        lambda c: [a for a in c.args() if a not in ("DATASET.NAME", "ImageFolder")],
+        ["DATASET.NAME is empty: give --dataset-config-file configs/datasets/<dataset>.yaml"],
+    ),
     "plugin file that does not exist": (
         lambda c: ["--plugin", "my_method.py"] + c.args(),
         [r"--plugin my_method\.py: no such file"],

@@ -3,9 +3,10 @@
 A `UserError` is a mistake the user can fix, not a bug: its message names the file or key, what is
 wrong and how to fix it. The command-line entry points run under `exit_on_user_error`, which prints
 it as one paragraph without a traceback and exits with status 2 (`EXIT_USER_ERROR`, the status
-argparse uses for a bad command line); `--debug` or `DPT_DEBUG=1` adds the traceback. A full disk
-is reported the same way: an OSError ENOSPC / EDQUOT, or torch.save's failure to write (a
-RuntimeError from its stream writer, with no errno). Bugs keep their traceback.
+argparse uses for a bad command line; in-process callers catch a `ReportedUserError`, which is also
+a UserError); `--debug` or `DPT_DEBUG=1` adds the traceback. A full disk is reported the same way:
+an OSError ENOSPC / EDQUOT, or torch.save's failure to write (a RuntimeError from its stream writer,
+with no errno). Bugs keep their traceback.
 """
 
 import contextlib
@@ -24,6 +25,16 @@ TORCH_WRITE_FAILURES = ("PytorchStreamWriter failed writing", "inline_container.
 
 class UserError(Exception):
     """Bad input; the message says what is wrong, where (file or config key) and how to fix it."""
+
+
+class ReportedUserError(SystemExit, UserError):
+    """What an entry point raises once it has printed a UserError: the process exits with status 2
+    (it is a SystemExit), and an in-process caller (a test, a notebook) can still catch it as the
+    UserError it reports, with the same message."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.code = EXIT_USER_ERROR
 
 
 def debug_requested(flag=False):
@@ -86,4 +97,4 @@ def exit_on_user_error(debug=False, output_folder=""):
             traceback.print_exc()
         hint = "" if debug_requested(debug) else f" (--debug or {DEBUG_ENV}=1 shows the traceback)"
         print(f"Error: {error}{hint}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR) from None
+        raise ReportedUserError(str(error)) from None

@@ -17,7 +17,7 @@ import pytest
 import torch
 from conftest import folder_run_args
 
-from dassl_compat.errors import EXIT_USER_ERROR
+from dassl_compat.errors import EXIT_USER_ERROR, UserError
 from tools import benchmark, check_data, parse_results, plot_results
 
 
@@ -317,6 +317,9 @@ def test_debug_flag_and_environment_variable_show_the_traceback(tmp_path, data_r
     monkeypatch.setenv("DPT_DEBUG", "1")
     code, err = run_main(run_train, bad, capsys)
     assert code == EXIT_USER_ERROR and "Traceback" in err
+    monkeypatch.delenv("DPT_DEBUG")
+    with pytest.raises(UserError, match="DATASET.NUM_SHOTS takes a value of type int"):  # in-process callers
+        run_train(bad)
 
 
 def test_check_data_missing_root_and_unknown_name(tmp_path, capsys):

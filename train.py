@@ -128,7 +128,10 @@ def config_error(source, err, cfg):
             f"default ({mismatch['default']}), but got {mismatch['value']!r}. Give it a value of type "
             f"{mismatch['expected']}."
         )
-    return UserError(f"Config error in {source}: {err}. Fix that entry (KEY VALUE pairs of existing keys).")
+    return UserError(
+        f"Config error in {source}: {err}. A config file maps keys to values (`OPTIM:` then `  LR: 0.002`); "
+        "command-line options are KEY VALUE pairs of existing keys."
+    )
 
 
 def _merge(cfg, source, merge):

@@ -127,6 +127,10 @@ TRAIN_CASES = {
         lambda c: ["--config-file", c.write("typed.yaml", "OPTIM:\n  MAX_EPOCH: many\n")] + c.args(),
         [r"typed\.yaml", "OPTIM.MAX_EPOCH takes a value of type int"],
     ),
+    "config file that is a list, not a mapping": (
+        lambda c: ["--config-file", c.write("list.yaml", "- OPTIM.LR\n- 0.1\n")] + c.args(),
+        [r"list\.yaml", "A config file maps keys to values"],
+    ),
     "unknown key on the command line suggests the right one": (
         lambda c: c.args(extra=("OPTIM.MAX_EPOCHS", "3")),
         ["unknown key OPTIM.MAX_EPOCHS", "Do you mean OPTIM.MAX_EPOCH", "fix the spelling"],

@@ -135,6 +135,19 @@ TRAIN_CASES = {
         lambda c: c.args(extra=("OPTIM.MAX_EPOCHS", "3")),
         ["unknown key OPTIM.MAX_EPOCHS", "Do you mean OPTIM.MAX_EPOCH", "fix the spelling"],
     ),
+    "precision mode that does not exist": (
+        lambda c: c.args(extra=("TRAINER.COOP.PREC", "fp8")),
+        [r"TRAINER\.COOP\.PREC must be one of", "'fp8'"],
+    ),
+    "zero visual prompt tokens": (
+        lambda c: folder_run_args(c.source_root, c.clip_file, c.out, "VPT", epochs=1, extra=("TRAINER.VPT.N_CTX", "0")),
+        [r"TRAINER\.VPT\.N_CTX \(visual prompt tokens\) must be >= 1"],
+    ),
+    "DPT's class-aware blocks beyond the ViT's depth": (
+        lambda c: folder_run_args(c.source_root, c.clip_file, c.out, "DPT", epochs=1,
+                                  extra=("TRAINER.DPT.BOTTOMLIMIT", "3")),
+        [r"TRAINER\.DPT\.BOTTOMLIMIT must be in 1\.\.2 \(the ViT's depth\)"],
+    ),
     "unknown key in a config file": (
         lambda c: ["--config-file", c.write("keys.yaml", "TRAINER:\n  COOP:\n    NCTX: 4\n")] + c.args(),
         [r"keys\.yaml", r"unknown key TRAINER\.COOP\.NCTX\. Do you mean TRAINER\.COOP\.N_CTX"],

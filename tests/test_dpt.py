@@ -16,6 +16,7 @@ from reference import (
 )
 
 from dassl_compat import TRAINER_REGISTRY
+from dassl_compat.errors import UserError
 from trainers.clip_backbone import CLIP, tiny_clip
 from trainers.dpt import DPT, DPTCLIP
 from trainers.visual import PromptedViT
@@ -79,17 +80,17 @@ def test_non_vit_backbone_and_bad_options_are_clear_errors():
     resnet_clip = tiny_clip(vision_layers=(1, 1, 1, 1), vision_width=64, image_resolution=32)
     with pytest.raises(ValueError, match="Vision Transformer"):
         PromptedViT(resnet_clip.visual)
-    with pytest.raises(ValueError, match="BOTTOMLIMIT must be in 1..2"):
+    with pytest.raises(UserError, match="BOTTOMLIMIT must be in 1..2"):
         bare_trainer("dpt", **{"TRAINER.DPT.BOTTOMLIMIT": 3}).build_clip_model(reference_clip(), ["a", "b"])
-    with pytest.raises(ValueError, match="BOTTOMLIMIT must be in 1..2"):
+    with pytest.raises(UserError, match="BOTTOMLIMIT must be in 1..2"):
         bare_trainer("dpt", **{"TRAINER.DPT.BOTTOMLIMIT": 0}).build_clip_model(reference_clip(), ["a", "b"])
-    with pytest.raises(ValueError, match="CPN"):
+    with pytest.raises(UserError, match="CPN"):
         bare_trainer("dpt", **{"TRAINER.DPT.CPN": 0})
-    with pytest.raises(ValueError, match="ResNet"):
+    with pytest.raises(UserError, match="ResNet"):
         bare_trainer("dpt", **{"MODEL.BACKBONE.NAME": "RN50"})
-    with pytest.raises(ValueError, match="VPT_N_CTX"):
+    with pytest.raises(UserError, match="VPT_N_CTX"):
         bare_trainer("vlp", **{"TRAINER.VLP.VPT_N_CTX": 0})
-    with pytest.raises(ValueError, match="PREC"):
+    with pytest.raises(UserError, match="PREC"):
         bare_trainer("vpt", **{"TRAINER.VPT.PREC": "fp8"})
 
 

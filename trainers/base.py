@@ -82,7 +82,7 @@ class ClipPromptTrainer(TrainerX):
         world_size = dist.get_world_size()
         batch_size = self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE
         if batch_size % world_size:
-            raise ValueError(
+            raise UserError(
                 f"DATALOADER.TRAIN_X.BATCH_SIZE ({batch_size}) must be divisible by the number of processes "
                 f"({world_size}): it is the global batch, split evenly across processes"
             )
@@ -129,10 +129,10 @@ class ClipPromptTrainer(TrainerX):
     def check_cfg(self, cfg):
         node = cfg.TRAINER[self.config_node]
         if node.PREC not in PRECISIONS:
-            raise ValueError(f"TRAINER.{self.config_node}.PREC must be one of {PRECISIONS}, got {node.PREC!r}")
+            raise UserError(f"TRAINER.{self.config_node}.PREC must be one of {PRECISIONS}, got {node.PREC!r}")
         backbone = cfg.MODEL.BACKBONE.NAME
         if self.requires_vit and backbone.startswith("RN"):
-            raise ValueError(
+            raise UserError(
                 f"{type(self).__name__} prompts a Vision Transformer; MODEL.BACKBONE.NAME {backbone!r} "
                 "is a ResNet. Use ViT-B/16, ViT-B/32, ..."
             )

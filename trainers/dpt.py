@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from dassl_compat import TRAINER_REGISTRY
+from dassl_compat.errors import UserError
 
 from .cavpt import ClassAwarePrompts
 from .visual import PromptedViT, run_block_with_prompts
@@ -134,7 +135,7 @@ class DPT(VLP):
     def check_method_cfg(self, node):
         super().check_method_cfg(node)
         if node.CPN < 1 or node.CAVPT_EXTRA_TOKENS < 0 or node.CAVPT_ATTN_DIM < 1:
-            raise ValueError(
+            raise UserError(
                 f"TRAINER.DPT.CPN must be >= 1, CAVPT_EXTRA_TOKENS >= 0 and CAVPT_ATTN_DIM >= 1; got {node.CPN}, "
                 f"{node.CAVPT_EXTRA_TOKENS}, {node.CAVPT_ATTN_DIM}"
             )
@@ -143,7 +144,7 @@ class DPT(VLP):
         node = self.method_cfg
         depth = PromptedViT(clip_model.visual).depth
         if not 1 <= node.BOTTOMLIMIT <= depth:  # known only now: the depth is the loaded CLIP's
-            raise ValueError(
+            raise UserError(
                 f"TRAINER.{self.config_node}.BOTTOMLIMIT must be in 1..{depth} (the ViT's depth) so that at least "
                 f"one block is class-aware, got {node.BOTTOMLIMIT}"
             )

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from dassl_compat import TRAINER_REGISTRY
+from dassl_compat.errors import UserError
 
 from .base import ClipPromptTrainer
 from .coop import CoOpCLIP, coop_config_node
@@ -135,11 +136,11 @@ class VLP(ClipPromptTrainer):
     def check_method_cfg(self, node):
         name = f"TRAINER.{self.config_node}"
         if node.VPT_N_CTX < 1:
-            raise ValueError(f"{name}.VPT_N_CTX (visual prompt tokens) must be >= 1, got {node.VPT_N_CTX}")
+            raise UserError(f"{name}.VPT_N_CTX (visual prompt tokens) must be >= 1, got {node.VPT_N_CTX}")
         if node.N_CTX < 1 and not node.CTX_INIT:
-            raise ValueError(f"{name}.N_CTX must be >= 1, got {node.N_CTX}")
+            raise UserError(f"{name}.N_CTX must be >= 1, got {node.N_CTX}")
         if node.C_PRE < 0 or node.TEXT_LR <= 0 or node.TEXT_WARMUP_EPOCH < 0:
-            raise ValueError(
+            raise UserError(
                 f"{name}.C_PRE and TEXT_WARMUP_EPOCH must be >= 0 and TEXT_LR > 0; got {node.C_PRE}, "
                 f"{node.TEXT_WARMUP_EPOCH}, {node.TEXT_LR}"
             )

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
 from dassl_compat import TRAINER_REGISTRY
+from dassl_compat.errors import UserError
 
 from .base import ClipPromptTrainer
 from .templates import template_text_features
@@ -57,7 +58,7 @@ class VPT(ClipPromptTrainer):
 
     def check_method_cfg(self, node):
         if node.N_CTX < 1:
-            raise ValueError(f"TRAINER.VPT.N_CTX (visual prompt tokens) must be >= 1, got {node.N_CTX}")
+            raise UserError(f"TRAINER.VPT.N_CTX (visual prompt tokens) must be >= 1, got {node.N_CTX}")
 
     def build_clip_model(self, clip_model, classnames):
         return VPTCLIP(clip_model, classnames, self.template, self.method_cfg.N_CTX)

@@ -27,6 +27,7 @@ from dassl_compat import (
     setup_logger,
 )
 from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
+from dassl_compat.lite.run_folder import check_recorded_config, lock_output_folder, record_run, tidy_output_folder
 from trainers.config import extend_cfg
 
 
@@ -48,6 +49,21 @@ def build_parser():
     parser.add_argument("--model-dir", type=str, default="", help="load the model from this directory for eval-only")
     parser.add_argument("--load-epoch", type=int, help="load the model weights saved at this epoch")
     parser.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    parser.add_argument(
+        "--eval-initial-prompts",
+        action="store_true",
+        help="with --eval-only and no --model-dir: evaluate the untrained initial prompts on purpose",
+    )
+    parser.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="load --model-dir weights of another trainer, or class-specific weights of other class names",
+    )
+    parser.add_argument(
+        "--compare-recorded-config",
+        action="store_true",
+        help="only compare the options with the run recorded in --output-dir (exit 2 naming the keys that differ)",
+    )
     parser.add_argument(
         "--plugin",
         action="append",
@@ -273,9 +289,16 @@ def run(args):
         "DATASET.NAME",
         "give --dataset-config-file configs/datasets/<dataset>.yaml (or DATASET.NAME NAME)",
     )
+    if args.compare_recorded_config:
+        check_recorded_config(cfg, cfg.OUTPUT_DIR)
+        return None
     rank, world_size = init_distributed()
     stdout = sys.stdout
+    lock = None
+    training = not (args.eval_only or args.no_train)
     try:
+        if rank == 0:  # only the first process writes into the output folder
+            lock = lock_output_folder(cfg)
         if rank > 0:  # only the first process prints and writes log.txt
             sys.stdout = open(os.devnull, "w")
         if cfg.SEED >= 0:
@@ -283,6 +306,7 @@ def run(args):
             set_random_seed(cfg.SEED)
         if rank == 0:
             setup_logger(cfg.OUTPUT_DIR)
+            tidy_output_folder(cfg, lock)
         if world_size > 1:
             print(f"Distributed training: {world_size} processes")
         if torch.cuda.is_available() and cfg.USE_CUDA:
@@ -291,8 +315,17 @@ def run(args):
         print("Collecting env info ...")
         print(f"** System info **\n{collect_env_info()}\n")
         trainer = build_trainer(cfg)
+        if rank == 0:
+            record_run(cfg, training)
         if args.eval_only:
-            trainer.load_model(args.model_dir, epoch=args.load_epoch)
+            if not args.model_dir and trainer.get_model_names() and not args.eval_initial_prompts:
+                raise UserError(
+                    f"--eval-only without --model-dir would evaluate the untrained initial prompts of "
+                    f"{cfg.TRAINER.NAME}. Pass --model-dir <training output folder> (and --load-epoch), or "
+                    "--eval-initial-prompts if the untrained (zero-shot initialised) prompts are what you mean "
+                    "to evaluate."
+                )
+            trainer.load_model(args.model_dir, epoch=args.load_epoch, allow_mismatch=args.allow_mismatch)
             return trainer.test()
         if not args.no_train:
             trainer.train()
@@ -300,6 +333,8 @@ def run(args):
     finally:
         if sys.stdout is not stdout:
             restore_stdout(stdout)
+        if lock is not None:
+            lock.release()
         if world_size > 1:
             torch.distributed.destroy_process_group()
 

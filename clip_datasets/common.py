@@ -2,8 +2,10 @@
 
 A benchmark's split file `split_zhou_<Name>.json` holds `{"train": [[rel_path, label, classname], ...],
 "val": ..., "test": ...}` with paths relative to the dataset's image folder. The few-shot cache
-`<dataset_dir>/split_fewshot/shot_<K>-seed_<seed>.json` has the same format (train and val only),
-so it is plain data, readable by hand, and survives moving the data folder.
+`<dataset_dir>/split_fewshot/shot_<K>-seed_<seed>.json` has the same format (train and val only)
+plus the fingerprint of the dataset it was drawn from (classes and file counts; for ImageNet the
+class folders' modification times, as listing its train set is slow), so it is plain
+data, readable by hand, survives moving the data folder, and is sampled again when the data change.
 
 Missing files raise `DatasetNotFoundError`, whose message names the dataset, the missing path, the
 expected layout and what to do; other bad data (a malformed split file, an empty class folder,
@@ -287,16 +289,65 @@ def few_shot_cache_path(dataset_dir, cfg):
     return osp.join(dataset_dir, "split_fewshot", f"shot_{cfg.DATASET.NUM_SHOTS}-seed_{cfg.SEED}.json")
 
 
-def load_few_shot(path, prefix, dataset, layout):
-    """The cached few-shot splits as {"train": [Datum], "val": [Datum]} (val absent for ImageNet)."""
+def dataset_fingerprint(**splits):
+    """What a few-shot sample was drawn from: every class of the full splits with its file counts.
+
+    {"classes": [[label, classname, count in the first split, count in the next, ...], ...],
+    "splits": [split names]}; a class folder added, removed or grown changes it.
+    """
+    counts = {}
+    for index, items in enumerate(splits.values()):
+        for item in items:
+            row = counts.setdefault(item.label, [item.label, item.classname] + [0] * len(splits))
+            row[2 + index] += 1
+    return {"splits": list(splits), "classes": [counts[label] for label in sorted(counts)]}
+
+
+def folder_fingerprint(folders):
+    """A cheap fingerprint where listing every file is slow (ImageNet's 1.28M training images): the
+    class folders' names and modification times (a file added to or removed from a folder changes it)."""
+    return {"folders": [[osp.basename(folder), os.stat(folder).st_mtime_ns] for folder in folders]}
+
+
+def describe_change(cached, current):
+    """A short account of how two dataset fingerprints differ."""
+    if "classes" not in cached or "classes" not in current:
+        then, now = len(cached.get("folders", [])), len(current.get("folders", []))
+        return f"{then} class folders then, {now} now, or files added or removed in them"
+
+    def summary(fingerprint):
+        totals = [sum(row[2 + i] for row in fingerprint["classes"]) for i in range(len(fingerprint["splits"]))]
+        files = ", ".join(f"{n} {split}" for split, n in zip(fingerprint["splits"], totals))
+        return f"{len(fingerprint['classes'])} classes, {files} images"
+
+    return f"{summary(cached)} then, {summary(current)} now"
+
+
+def load_few_shot(path, prefix, dataset, layout, fingerprint):
+    """The cached few-shot splits as {"train": [Datum], "val": [Datum]} (val absent for ImageNet).
+
+    None when there is no cache, or when it was drawn from another version of the dataset than
+    `fingerprint` (`dataset_fingerprint` of the full splits): then it is sampled again, with a note.
+    """
+    if path is None or not osp.isfile(path):
+        return None
+    cached = read_json(path)
+    recorded = cached.pop("fingerprint", None)
+    if recorded != fingerprint:
+        change = describe_change(recorded, fingerprint) if recorded else "it records no dataset fingerprint"
+        print(f"Note: the few-shot cache {path} was sampled from another version of the dataset ({change}): "
+              "sampling again and replacing it")
+        return None
     print(f"Loading preprocessed few-shot data from {path}")
-    return {key: to_datums(dataset, layout, from_relative(rows, prefix)) for key, rows in read_json(path).items()}
+    return {key: to_datums(dataset, layout, from_relative(rows, prefix)) for key, rows in cached.items()}
 
 
-def save_few_shot(path, prefix, **splits):
-    """Cache few-shot splits; a read-only data folder only costs the cache, not the run."""
+def save_few_shot(path, prefix, fingerprint, **splits):
+    """Cache few-shot splits with the fingerprint of the dataset they were drawn from; a read-only
+    data folder only costs the cache, not the run."""
+    rows = {key: to_relative(items, prefix) for key, items in splits.items()}
     try:
-        write_json({key: to_relative(items, prefix) for key, items in splits.items()}, path)
+        write_json({"fingerprint": fingerprint, **rows}, path)
     except OSError as error:
         print(f"Could not cache the few-shot split at {path} ({error}); it will be sampled again next time")
         return
@@ -308,7 +359,8 @@ def sample_few_shot(dataset, cfg, train, val, prefix, layout):
 
     Sampling uses Python's global `random`, which train.py seeds with SEED before building the
     dataset, through `DatasetBase.generate_fewshot_dataset` (CoOp's rule), so a seed selects the
-    same images as CoOp given the same split file. NUM_SHOTS < 1 keeps the full splits.
+    same images as CoOp given the same split file. NUM_SHOTS < 1 keeps the full splits. The cache
+    is used only while the dataset's classes and file counts are those it was drawn from.
     """
     num_shots = cfg.DATASET.NUM_SHOTS
     name = type(dataset).__name__
@@ -316,13 +368,14 @@ def sample_few_shot(dataset, cfg, train, val, prefix, layout):
     if num_shots < 1:
         return train, val
     cache = few_shot_cache_path(dataset.dataset_dir, cfg)
-    if cache is not None and osp.isfile(cache):
-        data = load_few_shot(cache, prefix, name, layout)
+    fingerprint = dataset_fingerprint(train=train, val=val)
+    data = load_few_shot(cache, prefix, name, layout, fingerprint)
+    if data is not None:
         return data["train"], data["val"]
     train = dataset.generate_fewshot_dataset(train, num_shots=num_shots)
     val = dataset.generate_fewshot_dataset(val, num_shots=min(num_shots, 4))
     if cache is not None:
-        save_few_shot(cache, prefix, train=train, val=val)
+        save_few_shot(cache, prefix, fingerprint, train=train, val=val)
     return train, val
 
 

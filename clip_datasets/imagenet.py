@@ -18,6 +18,7 @@ from .common import (
     dataset_root,
     fetch_or_fail,
     few_shot_cache_path,
+    folder_fingerprint,
     list_folders,
     list_images,
     load_few_shot,
@@ -112,15 +113,18 @@ imagenet/
         """The full train set, or its K-shot sample (cached per seed; ImageNet samples train only)."""
         num_shots = cfg.DATASET.NUM_SHOTS
         cache = few_shot_cache_path(self.dataset_dir, cfg)
-        if num_shots >= 1 and cache is not None and osp.isfile(cache):
-            return load_few_shot(cache, self.image_dir, "ImageNet", self.layout)["train"]
+        train_dir = osp.join(self.image_dir, "train")
+        fingerprint = folder_fingerprint(osp.join(train_dir, wnid) for wnid in labels)
+        cached = load_few_shot(cache, self.image_dir, "ImageNet", self.layout, fingerprint) if num_shots >= 1 else None
+        if cached is not None:
+            return cached["train"]
         train = self.read_folder("train", labels, classnames)
         report_num_shots("ImageNet", train, num_shots)
         if num_shots < 1:
             return train
         train = self.generate_fewshot_dataset(train, num_shots=num_shots)
         if cache is not None:
-            save_few_shot(cache, self.image_dir, train=train)
+            save_few_shot(cache, self.image_dir, fingerprint, train=train)
         return train
 
     def read_folder(self, split, labels, classnames):

@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from conftest import folder_run_args, read_log
 from reference import assert_close, coop_reference_model
 
+from dassl_compat.errors import UserError
+
 
 def test_coop_reproduces_reference_logits_loss_and_gradients():
     ref, model = coop_reference_model()
@@ -57,7 +59,7 @@ def test_coop_trains_resumes_and_evaluates_through_train_py(run_train, tmp_path,
     ckpt_dir = out / "prompt_learner"
     assert (ckpt_dir / "checkpoint").read_text().strip() == "model.pth.tar-2"
     checkpoint = torch.load(ckpt_dir / "model.pth.tar-2", weights_only=True)
-    assert set(checkpoint) == {"state_dict", "epoch", "optimizer", "scheduler", "val_result"}
+    assert set(checkpoint) == {"state_dict", "epoch", "optimizer", "scheduler", "val_result", "meta"}
     assert list(checkpoint["state_dict"]) == ["ctx"] and checkpoint["epoch"] == 2
     assert checkpoint["scheduler"]["last_epoch"] == 2
     assert not glob.glob(str(ckpt_dir / "*.tmp.*"))
@@ -80,6 +82,6 @@ def test_class_specific_context_on_another_class_set_is_a_clear_error(run_train,
     base = tmp_path / "csc"
     extra = ("TRAINER.COOP.CSC", "True", "DATASET.SUBSAMPLE_CLASSES", "base")
     run_train(folder_run_args(data_root, tiny_clip_file, base, epochs=1, extra=extra))
-    with pytest.raises(ValueError, match="class-count mismatch"):
+    with pytest.raises(UserError, match="class-specific weights"):
         run_train(["--eval-only", "--model-dir", str(base), "--load-epoch", "1"]
                   + folder_run_args(data_root, tiny_clip_file, tmp_path / "x", extra=("TRAINER.COOP.CSC", "True")))

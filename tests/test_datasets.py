@@ -138,7 +138,7 @@ def test_few_shot_follows_coops_rule_and_is_cached(mini, capsys):
 
     cache = osp.join(mini.dataset_dir, "split_fewshot", f"shot_{K}-seed_1.json")
     saved = read_json(cache)
-    assert sorted(saved) == (["train"] if mini.stem == "imagenet" else ["train", "val"])
+    assert sorted(saved) == (["fingerprint", "train"] if mini.stem == "imagenet" else ["fingerprint", "train", "val"])
     assert all(not osp.isabs(path) for path, _, _ in saved["train"])
 
     capsys.readouterr()

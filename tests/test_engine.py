@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import folder_run_args, read_log
 
-from dassl_compat import build_lr_scheduler, get_cfg_default
+from dassl_compat import TrainerX, build_lr_scheduler, get_cfg_default
 from dassl_compat.errors import UserError
 
 
@@ -60,11 +60,18 @@ def test_unknown_trainer_suggests_the_close_name(run_train, tmp_path, data_root,
         run_train(folder_run_args(data_root, tiny_clip_file, tmp_path / "out", trainer="CoOP"))
 
 
-def test_resume_continues_an_interrupted_run(run_train, tmp_path, data_root, tiny_clip_file):
+def test_resume_continues_an_interrupted_run(run_train, tmp_path, data_root, tiny_clip_file, monkeypatch):
     out = tmp_path / "interrupted"
-    extra = ("TRAIN.CHECKPOINT_FREQ", "1")
-    run_train(folder_run_args(data_root, tiny_clip_file, out, epochs=1, extra=extra))
-    resumed = run_train(folder_run_args(data_root, tiny_clip_file, out, epochs=3, extra=extra))
+
+    def ctrl_c_in_the_second_epoch(trainer):
+        if trainer.epoch == 1:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(TrainerX, "before_epoch", ctrl_c_in_the_second_epoch)
+        with pytest.raises(KeyboardInterrupt):
+            run_train(folder_run_args(data_root, tiny_clip_file, out, epochs=3))
+    resumed = run_train(folder_run_args(data_root, tiny_clip_file, out, epochs=3))
     log = open(sorted(glob.glob(str(out / "log.txt-*")))[-1]).read()
     assert "Previous epoch: 1" in log and "epoch [1/3]" not in log and "epoch [3/3]" in log
     assert resumed._scheds["prompt_learner"].last_epoch == 3

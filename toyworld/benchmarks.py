@@ -18,6 +18,7 @@ On disk: `<root>/<dataset_dir>/{train,val,test}/<class_name_with_underscores>/<i
 import json
 import os
 import os.path as osp
+import re
 import shutil
 import tempfile
 import zlib
@@ -144,7 +145,8 @@ def write_toy_dataset(spec, root, seed=0):
     if osp.isdir(target):
         return target
     os.makedirs(root, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{spec.dataset_dir}-", dir=root)
+    remove_abandoned_staging(root, spec.dataset_dir)
+    staging = tempfile.mkdtemp(prefix=f".{spec.dataset_dir}-{os.getpid()}-", dir=root)
     os.chmod(staging, 0o777 & ~current_umask())
     try:
         folders = spec.folder_names()
@@ -159,8 +161,24 @@ def write_toy_dataset(spec, root, seed=0):
         with open(osp.join(staging, GENERATION_FILE), "w") as file:
             json.dump(generation_record(spec, seed), file, indent=1)
         os.rename(staging, target)
-    except OSError:
+    except BaseException as error:  # Ctrl-C included: no half-written staging folder stays behind
         shutil.rmtree(staging, ignore_errors=True)
-        if not osp.isdir(target):
+        if not (isinstance(error, OSError) and osp.isdir(target)):  # else another process won the rename
             raise
     return target
+
+
+def remove_abandoned_staging(root, dataset_dir):
+    """Remove the staging folders `.<dataset_dir>-<pid>-*` in `root` of processes no longer running
+    (killed while generating); a running generator's folder is left alone."""
+    for entry in os.listdir(root):
+        match = re.match(rf"\.{re.escape(dataset_dir)}-(\d+)-", entry)
+        if not match or not osp.isdir(osp.join(root, entry)):
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(osp.join(root, entry), ignore_errors=True)
+            print(f"Removed {osp.join(root, entry)}, left over by an interrupted toy data generation")
+        except PermissionError:  # a running process of another user
+            pass

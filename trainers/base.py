@@ -36,7 +36,7 @@ from dassl_compat.errors import UserError
 
 from .clip_backbone import load_clip_from_cfg
 from .templates import template_for
-from .text import TextEncoder
+from .text import PromptLearner, TextEncoder
 
 PRECISIONS = ("fp32", "fp16", "amp", "bf16")
 
@@ -46,6 +46,9 @@ def extend_cfg(cfg):
     # Where CLIP weights come from: MODEL.BACKBONE.NAME is an OpenAI name (ViT-B/16, RN50, ...);
     # PATH, when set, is a checkpoint file to load instead of ~/.cache/clip/<file>.
     cfg.MODEL.BACKBONE.PATH = ""
+    # Save a resumable state after every epoch (Dassl's default 0 saves only the last one, so an
+    # interrupted run started again from scratch); only the last two epochs' files are kept.
+    cfg.TRAIN.CHECKPOINT_FREQ = 1
     # Gradient checkpointing of the text encoder while training (memory for many classes, e.g. ImageNet).
     cfg.MODEL.TEXT_GRAD_CHECKPOINT = False
 
@@ -112,6 +115,22 @@ class ClipPromptTrainer(TrainerX):
     def init_writer(self, log_dir):
         if is_main_process():
             super().init_writer(log_dir)
+
+    def class_specific_keys(self, name):
+        """The class-specific context (CSC, [C, n_ctx, D]) of every prompt learner in model `name`."""
+        return {
+            f"{prefix}.ctx".lstrip(".")
+            for prefix, module in self._models[name].named_modules()
+            if isinstance(module, PromptLearner) and module.ctx.dim() == 3
+        }
+
+    def resume_state(self):
+        return {**super().resume_state(), "grad_scaler": self.grad_scaler.state_dict()}
+
+    def restore_resume_state(self, state):
+        super().restore_resume_state(state)
+        if state["grad_scaler"]:
+            self.grad_scaler.load_state_dict(state["grad_scaler"])
 
     @property
     def method_cfg(self):

@@ -243,7 +243,9 @@ def build_data_loader(
         num_workers=cfg.DATALOADER.NUM_WORKERS,
         drop_last=is_train and len(data_source) >= batch_size,
         pin_memory=torch.cuda.is_available() and cfg.USE_CUDA,
-        persistent_workers=cfg.DATALOADER.NUM_WORKERS > 0,
+        # Training workers start afresh every epoch, seeded from torch's global generator, so that a
+        # resumed run (which restores that generator) augments exactly as an uninterrupted one.
+        persistent_workers=cfg.DATALOADER.NUM_WORKERS > 0 and not is_train,
     )
 
 

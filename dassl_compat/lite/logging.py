@@ -13,7 +13,7 @@ class Logger:
     def __init__(self, fpath):
         self.console = sys.stdout
         mkdir_if_missing(osp.dirname(fpath) or ".")
-        self.file = open(fpath, "w")
+        self.file = open(fpath, "w", buffering=1)  # line-buffered: a killed run keeps its log
 
     def write(self, msg):
         self.console.write(msg)
@@ -37,7 +37,11 @@ def setup_logger(output=None):
         return
     fpath = output if output.endswith((".txt", ".log")) else osp.join(output, "log.txt")
     if osp.exists(fpath):
-        fpath += time.strftime("-%Y-%m-%d-%H-%M-%S")
+        stamped = fpath = fpath + time.strftime("-%Y-%m-%d-%H-%M-%S")
+        repeat = 0
+        while osp.exists(fpath):  # several runs within a second each keep their own log
+            repeat += 1
+            fpath = f"{stamped}-{repeat}"
     if isinstance(sys.stdout, Logger):
         sys.stdout.close()
         sys.stdout = sys.stdout.console

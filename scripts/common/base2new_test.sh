@@ -14,8 +14,7 @@ EPOCH="$(load_epoch)"
 for SEED in ${SEEDS}; do
     MODEL_DIR="${OUTPUT}/base2new/train_base/${DATASET}/shots_${SHOTS}/${TRAINER}/${CFG}/seed${SEED}"
     DIR="${OUTPUT}/base2new/test_new/${DATASET}/shots_${SHOTS}/${TRAINER}/${CFG}/seed${SEED}"
-    already_done "${DIR}" && continue
-    run_train --root "${DATA}" --seed "${SEED}" --trainer "${TRAINER}" \
+    run_unless_done "${DIR}" --root "${DATA}" --seed "${SEED}" --trainer "${TRAINER}" \
         --dataset-config-file "${DATASET_FILE}" --config-file "${CONFIG_FILE}" --output-dir "${DIR}" \
         --model-dir "${MODEL_DIR}" --load-epoch "${EPOCH}" --eval-only \
         DATASET.NUM_SHOTS "${SHOTS}" DATASET.SUBSAMPLE_CLASSES new "${COMMON_OPTS[@]}"

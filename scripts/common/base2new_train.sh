@@ -12,8 +12,7 @@ dataset_options "${DATASET}"
 
 for SEED in ${SEEDS}; do
     DIR="${OUTPUT}/base2new/train_base/${DATASET}/shots_${SHOTS}/${TRAINER}/${CFG}/seed${SEED}"
-    already_done "${DIR}" && continue
-    run_train --root "${DATA}" --seed "${SEED}" --trainer "${TRAINER}" \
+    run_unless_done "${DIR}" --root "${DATA}" --seed "${SEED}" --trainer "${TRAINER}" \
         --dataset-config-file "${DATASET_FILE}" --config-file "${CONFIG_FILE}" --output-dir "${DIR}" \
         DATASET.NUM_SHOTS "${SHOTS}" DATASET.SUBSAMPLE_CLASSES base \
         "${COMMON_OPTS[@]}" "${DATASET_OPTS[@]}"

@@ -111,18 +111,26 @@ load_epoch() {
     awk '/^[[:space:]]+MAX_EPOCH:/ {print $2; exit}' "${CONFIG_FILE}"
 }
 
-# True (0) when a run folder already holds a result (an accuracy line in one of its logs): the run
-# is skipped, as in CoOp's scripts. A folder without a result is an interrupted run: it runs again
-# and train.py resumes it from its last checkpoint (CoOp would skip it and lose the run).
-already_done() {
-    if [ -d "$1" ] && grep -qs '^\* accuracy:' "$1"/log.txt*; then
-        echo "Results are available in $1. Skip this job"
+# Runs train.py with the given arguments into run folder $1, unless the folder already holds a
+# result (an accuracy line in one of its logs): then the run is skipped, as in CoOp's scripts, after
+# checking that the folder's recorded config (config.yaml) has the options requested now; if they
+# differ, train.py names the keys and the script stops. A folder without a result is an interrupted
+# run: it runs again and train.py resumes it from its last checkpoint (CoOp would skip it and lose it).
+run_unless_done() {
+    local dir="$1"
+    shift
+    if [ -d "${dir}" ] && grep -qs '^\* accuracy:' "${dir}"/log.txt*; then
+        if [ -f "${dir}/config.yaml" ] && ! python train.py --compare-recorded-config "$@"; then
+            echo "Stopped: ${dir} holds the result of a run with other options (above)." >&2
+            exit 1
+        fi
+        echo "Results are available in ${dir}. Skip this job"
         return 0
     fi
-    if [ -d "$1" ]; then
-        echo "$1 has no result yet: running it again (training resumes from its last checkpoint)"
+    if [ -d "${dir}" ]; then
+        echo "${dir} has no result yet: running it again (training resumes from its last checkpoint)"
     fi
-    return 1
+    run_train "$@"
 }
 
 run_train() {

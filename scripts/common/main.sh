@@ -12,8 +12,7 @@ dataset_options "${DATASET}"
 
 for SEED in ${SEEDS}; do
     DIR="${OUTPUT}/${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/${VARIANT_DIR}seed${SEED}"
-    already_done "${DIR}" && continue
-    run_train --root "${DATA}" --seed "${SEED}" --trainer "${TRAINER}" \
+    run_unless_done "${DIR}" --root "${DATA}" --seed "${SEED}" --trainer "${TRAINER}" \
         --dataset-config-file "${DATASET_FILE}" --config-file "${CONFIG_FILE}" --output-dir "${DIR}" \
         DATASET.NUM_SHOTS "${SHOTS}" "${COMMON_OPTS[@]}" "${DATASET_OPTS[@]}"
 done

@@ -15,8 +15,7 @@ EPOCH="$(load_epoch)"
 for SEED in ${SEEDS}; do
     MODEL_DIR="${OUTPUT}/imagenet/${TRAINER}/${CFG}_${SHOTS}shots/${VARIANT_DIR}seed${SEED}"
     DIR="${OUTPUT}/evaluation/${TRAINER}/${CFG}_${SHOTS}shots/${VARIANT_DIR}${DATASET}/seed${SEED}"
-    already_done "${DIR}" && continue
-    run_train --root "${DATA}" --seed "${SEED}" --trainer "${TRAINER}" \
+    run_unless_done "${DIR}" --root "${DATA}" --seed "${SEED}" --trainer "${TRAINER}" \
         --dataset-config-file "${DATASET_FILE}" --config-file "${CONFIG_FILE}" --output-dir "${DIR}" \
         --model-dir "${MODEL_DIR}" --load-epoch "${EPOCH}" --eval-only "${COMMON_OPTS[@]}"
 done

@@ -13,7 +13,6 @@ resolve_configs CoOp "${CFG}" "${DATASET}"
 variant_options
 
 DIR="${OUTPUT}/${TRAINER}/${CFG}/${DATASET}"
-already_done "${DIR}" && exit 0
-run_train --root "${DATA}" --trainer "${TRAINER}" \
+run_unless_done "${DIR}" --root "${DATA}" --trainer "${TRAINER}" \
     --dataset-config-file "${DATASET_FILE}" --config-file "${CONFIG_FILE}" --output-dir "${DIR}" \
     --eval-only "${COMMON_OPTS[@]}"

@@ -4,8 +4,8 @@ A benchmark's split file `split_zhou_<Name>.json` holds `{"train": [[rel_path, l
 "val": ..., "test": ...}` with paths relative to the dataset's image folder. The few-shot cache
 `<dataset_dir>/split_fewshot/shot_<K>-seed_<seed>.json` has the same format (train and val only)
 plus the fingerprint of the dataset it was drawn from (classes and file counts; for ImageNet the
-class folders' modification times, as listing its train set is slow), so it is plain
-data, readable by hand, survives moving the data folder, and is sampled again when the data change.
+class folders' modification times, as listing its train set is slow), so it is plain data, readable
+by hand, survives moving the data folder, and is sampled again when the data change.
 
 Missing files raise `DatasetNotFoundError`, whose message names the dataset, the missing path, the
 expected layout and what to do; other bad data (a malformed split file, an empty class folder,

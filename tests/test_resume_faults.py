@@ -344,8 +344,8 @@ def test_staging_folders_of_a_killed_toy_data_generation_are_removed(tmp_path):
     assert not abandoned.exists() and running.exists()
 
 
-def test_a_full_disk_while_saving_leaves_no_half_file_and_the_run_resumes(run_train, tmp_path, data_root, tiny_clip_file,
-                                                              monkeypatch):
+def test_a_full_disk_while_saving_leaves_no_half_file_and_the_run_resumes(run_train, tmp_path, data_root,
+                                                                          tiny_clip_file, monkeypatch):
     from dassl_compat.errors import UserError
 
     out = tmp_path / "run"

@@ -34,6 +34,7 @@ from dassl_compat import (
 )
 from dassl_compat.errors import UserError
 
+from . import open_clip_backbone
 from .clip_backbone import load_clip_from_cfg
 from .templates import template_for
 from .text import PromptLearner, TextEncoder
@@ -43,9 +44,11 @@ PRECISIONS = ("fp32", "fp16", "amp", "bf16")
 
 def extend_cfg(cfg):
     """The keys every trainer here reads besides its own TRAINER.<NAME> node."""
-    # Where CLIP weights come from: MODEL.BACKBONE.NAME is an OpenAI name (ViT-B/16, RN50, ...);
-    # PATH, when set, is a checkpoint file to load instead of ~/.cache/clip/<file>.
+    # Where CLIP weights come from: MODEL.BACKBONE.NAME is an OpenAI name (ViT-B/16, RN50, ...) or
+    # open_clip:<model> (open_clip_backbone.py); PATH, when set, is a checkpoint file to load instead of
+    # ~/.cache/clip/<file>; PRETRAINED is an open_clip model's weight tag (laion2b_s34b_b88k, ...).
     cfg.MODEL.BACKBONE.PATH = ""
+    cfg.MODEL.BACKBONE.PRETRAINED = ""
     # Save a resumable state after every epoch (Dassl's default 0 saves only the last one, so an
     # interrupted run started again from scratch); only the last two epochs' files are kept.
     cfg.TRAIN.CHECKPOINT_FREQ = 1
@@ -65,6 +68,11 @@ class ClipPromptTrainer(TrainerX):
     requires_vit = False  # True for methods that prompt the ViT's blocks (a ResNet backbone is refused)
 
     def __init__(self, cfg):
+        self.preloaded_clip = None
+        if open_clip_backbone.is_open_clip(cfg.MODEL.BACKBONE.NAME):
+            # The model's own preprocessing decides the data transforms, built before the model.
+            self.preloaded_clip = self.load_clip(cfg)
+            use_model_preprocessing(cfg, open_clip_backbone.preprocess_settings(self.preloaded_clip))
         super().__init__(cfg)
         if cfg.MODEL.TEXT_GRAD_CHECKPOINT:
             for module in self.model.modules():
@@ -160,14 +168,22 @@ class ClipPromptTrainer(TrainerX):
     def check_method_cfg(self, node):
         """Validate the method's own config node (raise a ValueError naming the key); none by default."""
 
-    def load_clip(self):
-        backbone = self.cfg.MODEL.BACKBONE
-        print(f"Loading CLIP (backbone: {backbone.NAME}{', file: ' + backbone.PATH if backbone.PATH else ''})")
-        return load_clip_from_cfg(self.cfg)
+    def load_clip(self, cfg):
+        backbone = cfg.MODEL.BACKBONE
+        print(f"Loading CLIP (backbone: {backbone.NAME}{', file: ' + backbone.PATH if backbone.PATH else ''}"
+              f"{', weights: ' + backbone.PRETRAINED if backbone.PRETRAINED else ''})")
+        if open_clip_backbone.is_open_clip(backbone.NAME):
+            return open_clip_backbone.load_open_clip(backbone.NAME, backbone.PRETRAINED, backbone.PATH)
+        if backbone.PRETRAINED:
+            raise UserError(
+                f"MODEL.BACKBONE.PRETRAINED ({backbone.PRETRAINED!r}) selects an open_clip model's weights; "
+                f"MODEL.BACKBONE.NAME {backbone.NAME!r} is OpenAI CLIP. Use open_clip:<model> or leave it empty."
+            )
+        return load_clip_from_cfg(cfg)
 
     def build_model(self):
         """CLIP -> the method's model -> trainable modules registered, everything else frozen."""
-        clip_model = self.load_clip()
+        clip_model, self.preloaded_clip = self.preloaded_clip or self.load_clip(self.cfg), None
         print(f"Building {type(self).__name__}")
         self.model = self.build_clip_model(clip_model, self.dm.dataset.classnames)
         self.model.to(self.device)
@@ -279,6 +295,18 @@ class ClipPromptTrainer(TrainerX):
         """Dassl trainers step their schedulers after the last batch of an epoch."""
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
+
+
+def use_model_preprocessing(cfg, settings):
+    """Set cfg.INPUT's SIZE, INTERPOLATION, PIXEL_MEAN and PIXEL_STD to the backbone's own values."""
+    frozen = cfg.is_frozen()
+    cfg.defrost()
+    for key, value in settings.items():
+        cfg.INPUT[key] = value
+    if frozen:
+        cfg.freeze()
+    described = ", ".join(f"INPUT.{key} {value}" for key, value in settings.items())
+    print("Image preprocessing of the backbone: " + described)
 
 
 def is_distributed():

@@ -19,7 +19,7 @@ from dassl_compat import TRAINER_REGISTRY
 from dassl_compat.errors import UserError
 
 from .cavpt import ClassAwarePrompts
-from .visual import PromptedViT, run_block_with_prompts
+from .visual import PromptedViT
 from .vlp import VLP, VLPCLIP, guidance_loss, vlp_config_node
 
 
@@ -99,7 +99,7 @@ class DPTCLIP(VLPCLIP):
             else:
                 prompts, block_aux_logits = self.cavpt[index - n_deep](x, selected_text)  # [K, B, D], [K, B, C]
                 aux_logits.append(block_aux_logits)
-            x = run_block_with_prompts(block, x, prompts)
+            x = self.image_encoder.run_block(block, x, prompts)
         outputs = {"aux_logits": torch.stack(aux_logits), "class_indices": class_indices}
         return self.image_encoder.project(x), outputs
 

@@ -10,7 +10,27 @@ from torch.utils.checkpoint import checkpoint
 
 from .clip_backbone import clip
 
-_tokenizer = clip.simple_tokenizer.SimpleTokenizer()
+
+class OpenAITokenizer:
+    """OpenAI CLIP's BPE tokenizer with open_clip's tokenizer interface: `tokenizer(texts)` -> ids
+    [N, 77] ([SOS] text [EOT], zero-padded), `tokenizer.encode(text)` -> the text's BPE ids."""
+
+    def __init__(self):
+        self.bpe = clip.simple_tokenizer.SimpleTokenizer()
+
+    def __call__(self, texts):
+        return clip.tokenize(texts)
+
+    def encode(self, text):
+        return self.bpe.encode(text)
+
+
+OPENAI_TOKENIZER = OpenAITokenizer()
+
+
+def tokenizer_of(clip_model):
+    """The model's own tokenizer: an open_clip model carries it (`open_clip_backbone`); OpenAI CLIP's otherwise."""
+    return getattr(clip_model, "tokenizer", OPENAI_TOKENIZER)
 
 
 def causal_mask(length, device=None, dtype=torch.float32):
@@ -19,7 +39,8 @@ def causal_mask(length, device=None, dtype=torch.float32):
 
 
 def run_text_block(block, x, attn_mask):
-    """One CLIP ResidualAttentionBlock on x [L, N, W] with a given mask (CLIP's own fixes L = 77)."""
+    """One CLIP ResidualAttentionBlock on x [L, N, W] ([N, L, W] for open_clip's batch-first blocks) with a
+    given mask (CLIP's own fixes L = 77)."""
     x = x + block.attn(block.ln_1(x), block.ln_1(x), block.ln_1(x), need_weights=False, attn_mask=attn_mask)[0]
     return x + block.mlp(block.ln_2(x))
 
@@ -34,6 +55,9 @@ class TextEncoder(nn.Module):
 
     def __init__(self, clip_model, gradient_checkpointing=False):
         super().__init__()
+        self.tokenizer = tokenizer_of(clip_model)
+        # open_clip's blocks may take [N, L, W] (batch first); OpenAI CLIP's take [L, N, W].
+        self.batch_first = getattr(clip_model.transformer, "batch_first", False)
         # Recompute each block's activations in the backward pass instead of storing them: less
         # memory for many prompts (1000-class ImageNet), one more forward of the text encoder.
         self.gradient_checkpointing = gradient_checkpointing
@@ -47,7 +71,8 @@ class TextEncoder(nn.Module):
         """prompts [N, L, W] (L <= 77, covering every EOT), eot_indices [N] -> features [N, E]."""
         length = prompts.shape[1]
         x = prompts + self.positional_embedding[:length].to(prompts.dtype)
-        x = x.permute(1, 0, 2)  # [L, N, W]
+        if not self.batch_first:
+            x = x.permute(1, 0, 2)  # [L, N, W]
         mask = causal_mask(length, device=x.device, dtype=x.dtype)
         checkpointing = self.gradient_checkpointing and torch.is_grad_enabled() and prompts.requires_grad
         for block in self.transformer.resblocks:
@@ -55,7 +80,7 @@ class TextEncoder(nn.Module):
                 x = checkpoint(run_text_block, block, x, mask, use_reentrant=False)
             else:
                 x = run_text_block(block, x, mask)
-        x = self.ln_final(x.permute(1, 0, 2))  # [N, L, W]
+        x = self.ln_final(x if self.batch_first else x.permute(1, 0, 2))  # [N, L, W]
         return x[torch.arange(x.shape[0], device=x.device), eot_indices] @ self.text_projection
 
     def encode_tokens(self, tokenized):
@@ -68,7 +93,7 @@ class TextEncoder(nn.Module):
     def encode_texts(self, texts, normalize=True):
         """Features [N, E] of a list of strings (frozen CLIP, no gradient)."""
         device = self.text_projection.device
-        tokenized = clip.tokenize(texts).to(device)
+        tokenized = self.tokenizer(texts).to(device)
         features = self.encode_tokens(tokenized)
         return features / features.norm(dim=-1, keepdim=True) if normalize else features
 
@@ -88,12 +113,13 @@ class PromptLearner(nn.Module):
         n_cls = len(classnames)
         ctx_dim = clip_model.ln_final.weight.shape[0]
         token_embedding = clip_model.token_embedding
+        tokenizer = tokenizer_of(clip_model)
 
         if ctx_init:
             ctx_init = ctx_init.replace("_", " ")
             n_ctx = len(ctx_init.split(" "))
             with torch.no_grad():
-                init_embedding = token_embedding(clip.tokenize(ctx_init).to(token_embedding.weight.device))
+                init_embedding = token_embedding(tokenizer(ctx_init).to(token_embedding.weight.device))
             ctx_vectors = init_embedding[0, 1 : 1 + n_ctx].clone()
             if csc:
                 ctx_vectors = ctx_vectors.unsqueeze(0).repeat(n_cls, 1, 1)
@@ -106,9 +132,9 @@ class PromptLearner(nn.Module):
         self.ctx = nn.Parameter(ctx_vectors)
 
         classnames = [name.replace("_", " ") for name in classnames]
-        self.name_lens = [len(_tokenizer.encode(name)) for name in classnames]
+        self.name_lens = [len(tokenizer.encode(name)) for name in classnames]
         self.prompts_text = [f"{prompt_prefix} {name}." for name in classnames]
-        tokenized = clip.tokenize(self.prompts_text).to(token_embedding.weight.device)  # [C, 77]
+        tokenized = tokenizer(self.prompts_text).to(token_embedding.weight.device)  # [C, 77]
         length = encoded_length(tokenized)
         with torch.no_grad():
             embedding = token_embedding(tokenized[:, :length])  # [C, L, W]

@@ -7,25 +7,28 @@ tokens are appended at the END of the sequence (after CLS and patches, after `ln
 positional embedding), the block runs, and the last P tokens are dropped, so every block sees fresh
 prompts.
 
-The forward reuses CLIP's own modules and weights (`clip_model.visual`): nothing is copied, so the
-prompted encoder with no prompts computes exactly CLIP's `encode_image`. Tokens are sequence-first,
-as in CLIP: x is [N, B, D] with N = 1 + number of patches, D the ViT width.
+The forward reuses CLIP's own modules and weights (`clip_model.visual`, OpenAI's or open_clip's ViT):
+nothing is copied, so the prompted encoder with no prompts computes exactly CLIP's `encode_image`.
+Tokens are sequence-first, as in OpenAI's CLIP: x is [N, B, D] with N = 1 + number of patches, D the
+ViT width; open_clip's batch-first blocks get them as [B, N, D] (`PromptedViT.run_block`).
 """
 import torch
 import torch.nn as nn
 
 
-def run_block_with_prompts(block, x, prompts=None):
+def run_block_with_prompts(block, x, prompts=None, batch_first=False):
     """Run one CLIP residual block on x [N, B, D] with prompt tokens appended, then drop them.
 
-    prompts: None, [P, D] (shared by the batch) or [P, B, D] (per sample). Returns [N, B, D].
+    prompts: None, [P, D] (shared by the batch) or [P, B, D] (per sample). batch_first: the block
+    takes [B, N, D] (open_clip's). Returns [N, B, D].
     """
-    if prompts is None:
-        return block(x)
-    if prompts.dim() == 2:
-        prompts = prompts.unsqueeze(1).expand(-1, x.shape[1], -1)
     n_tokens = x.shape[0]
-    x = torch.cat([x, prompts.to(x.dtype)], dim=0)  # [N + P, B, D]
+    if prompts is not None:
+        if prompts.dim() == 2:
+            prompts = prompts.unsqueeze(1).expand(-1, x.shape[1], -1)
+        x = torch.cat([x, prompts.to(x.dtype)], dim=0)  # [N + P, B, D]
+    if batch_first:
+        return block(x.transpose(0, 1).contiguous()).transpose(0, 1)[:n_tokens]  # block on [B, N + P, D]
     return block(x)[:n_tokens]
 
 
@@ -44,6 +47,7 @@ class PromptedViT(nn.Module):
                 f"got {type(clip_visual).__name__}."
             )
         self.visual = clip_visual
+        self.batch_first = getattr(clip_visual.transformer, "batch_first", False)  # open_clip's blocks
 
     @property
     def depth(self):
@@ -93,8 +97,12 @@ class PromptedViT(nn.Module):
         x = self.embed(images)
         n_prompted = 0 if deep_prompts is None else deep_prompts.shape[0]
         for index, block in enumerate(self.blocks):
-            x = run_block_with_prompts(block, x, deep_prompts[index] if index < n_prompted else None)
+            x = self.run_block(block, x, deep_prompts[index] if index < n_prompted else None)
         return self.project(x)
+
+    def run_block(self, block, x, prompts=None):
+        """`run_block_with_prompts` in this ViT's block layout: x [N, B, D] -> [N, B, D]."""
+        return run_block_with_prompts(block, x, prompts, self.batch_first)
 
 
 class DeepVisualPrompts(nn.Module):

@@ -1,0 +1,159 @@
+"""open_clip backbones (trainers/open_clip_backbone.py) on small randomly initialised open_clip models:
+the prompted ViT and the text encoder compute open_clip's own encode_image / encode_text, zero-shot
+logits are open_clip's zero-shot classifier's, the model's preprocessing and tokenizer are used, the
+offline and unsupported-architecture errors, and every trainer trains and reloads through train.py."""
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import read_log
+from reference import assert_close
+from trainer_runs import PROJECT_TRAINERS, run_args
+
+from dassl_compat.errors import UserError
+from trainers.clip_backbone import MissingWeightsError
+from trainers.open_clip_backbone import (
+    import_open_clip,
+    load_open_clip,
+    preprocess_settings,
+    save_model_folder,
+    tiny_model_cfg,
+)
+from trainers.templates import class_prompts
+from trainers.text import PromptLearner, TextEncoder
+from trainers.visual import PromptedViT
+from trainers.zsclip import TemplateCLIP
+
+# Not CLIP's constants, so that a test can tell which preprocessing was used.
+PREPROCESS = {"mean": [0.5, 0.45, 0.4], "std": [0.25, 0.26, 0.27], "interpolation": "bilinear"}
+CLASSNAMES = ["red disk", "green_square", "a much longer class name with many words"]
+
+
+@pytest.fixture(scope="session")
+def open_clip_folder(tmp_path_factory):
+    """A tiny random open_clip ViT CLIP (2 + 2 blocks, 32 px) as a local-dir folder; its backbone name."""
+    return save_model_folder(str(tmp_path_factory.mktemp("open_clip") / "tiny"), tiny_model_cfg(), PREPROCESS)
+
+
+@pytest.fixture(scope="session")
+def open_clip_model(open_clip_folder):
+    return load_open_clip(open_clip_folder)
+
+
+def test_prompted_vit_with_no_or_empty_prompts_is_open_clips_encode_image(open_clip_model):
+    encoder = PromptedViT(open_clip_model.visual)
+    images = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        reference = open_clip_model.encode_image(images)
+        assert torch.equal(encoder(images), reference)
+        assert torch.equal(encoder(images, torch.zeros(encoder.depth, 0, encoder.width)), reference)
+        assert not torch.allclose(encoder(images, torch.randn(encoder.depth, 2, encoder.width)), reference)
+
+
+def test_text_encoder_is_open_clips_encode_text(open_clip_model):
+    encoder = TextEncoder(open_clip_model)
+    tokens = open_clip_model.tokenizer(class_prompts("a photo of a {}.", CLASSNAMES))
+    with torch.no_grad():
+        reference = open_clip_model.encode_text(tokens)
+        full_length = encoder(open_clip_model.token_embedding(tokens), tokens.argmax(dim=-1))
+        assert torch.equal(full_length, reference)
+        assert_close(encoder.encode_tokens(tokens), reference, atol=1e-5, what="truncated text features")
+
+
+def test_prompt_learner_uses_the_models_tokenizer(open_clip_model):
+    learner = PromptLearner(CLASSNAMES, open_clip_model, n_ctx=4, ctx_init="a photo of a")
+    tokens = open_clip_model.tokenizer(learner.prompts_text)
+    assert torch.equal(learner.tokenized_prompts, tokens)
+    with torch.no_grad():
+        assert torch.equal(learner(), open_clip_model.token_embedding(tokens)[:, : learner().shape[1]])
+
+
+def test_zero_shot_logits_are_open_clips_zero_shot_classifier(open_clip_model):
+    from open_clip.zero_shot_classifier import build_zero_shot_classifier
+
+    templates = ("a photo of a {}.", "itap of a {}.")
+    images = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        classifier = build_zero_shot_classifier(
+            open_clip_model, open_clip_model.tokenizer, [c.replace("_", " ") for c in CLASSNAMES],
+            [t.format for t in templates], device="cpu", use_tqdm=False,
+        )  # [E, C]
+        image_features = F.normalize(open_clip_model.encode_image(images), dim=-1)
+        reference = open_clip_model.logit_scale.exp() * image_features @ classifier
+        logits = TemplateCLIP(open_clip_model, CLASSNAMES, templates)(images)["logits"]
+    assert_close(logits, reference, atol=1e-4, what="zero-shot logits")
+
+
+def test_preprocessing_comes_from_the_models_config(open_clip_model):
+    assert preprocess_settings(open_clip_model) == {
+        "SIZE": (32, 32), "INTERPOLATION": "bilinear", "PIXEL_MEAN": PREPROCESS["mean"], "PIXEL_STD": PREPROCESS["std"]
+    }
+
+
+def test_builtin_name_with_a_weight_file(tmp_path, open_clip_folder, open_clip_model):
+    """`open_clip:<registered model>` + MODEL.BACKBONE.PATH loads the file's weights."""
+    open_clip = import_open_clip()
+    folder = open_clip_folder.split("local-dir:", 1)[1]
+    config = json.load(open(f"{folder}/open_clip_config.json"))["model_cfg"]
+    (tmp_path / "DPT-Tiny-Test.json").write_text(json.dumps(config))
+    open_clip.add_model_config(str(tmp_path / "DPT-Tiny-Test.json"))
+    model = load_open_clip("open_clip:DPT-Tiny-Test", path=f"{folder}/open_clip_model.safetensors")
+    reference = open_clip_model.state_dict()
+    assert all(torch.equal(value, reference[key]) for key, value in model.state_dict().items())
+    with pytest.raises(MissingWeightsError, match="MODEL.BACKBONE.PATH points to"):
+        load_open_clip("open_clip:DPT-Tiny-Test", path=str(tmp_path / "missing.bin"))
+
+
+def test_offline_tag_error_names_the_file_and_where_to_put_it(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # fail at once, never download
+    with pytest.raises(MissingWeightsError) as error:
+        load_open_clip("open_clip:ViT-B-16", pretrained="laion2b_s34b_b88k")
+    message = str(error.value)
+    assert "open_clip_pytorch_model.bin" in message
+    assert "https://huggingface.co/laion/CLIP-ViT-B-16-laion2B-s34B-b88K/resolve/main/" in message
+    assert "MODEL.BACKBONE.PATH" in message and "HF_HOME" in message
+
+
+def test_builtin_name_without_weights_lists_the_tags():
+    with pytest.raises(UserError, match="MODEL.BACKBONE.PRETRAINED to one of .*laion2b_s34b_b88k"):
+        load_open_clip("open_clip:ViT-B-16")
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"vision_cfg": {"image_size": 32, "layers": [1, 1, 1, 1], "width": 64}}, "not a Vision Transformer"),
+        ({"vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 8, "head_width": 32,
+                         "attentional_pool": True}}, "not pooled on the class token"),
+        ({"text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1,
+                       "pool_type": "last"}}, "pooled by 'last'"),
+    ],
+)
+def test_architectures_that_cannot_be_prompted_are_refused(tmp_path, change, reason):
+    name = save_model_folder(str(tmp_path / "model"), {**tiny_model_cfg(), **change})
+    with pytest.raises(UserError, match=reason) as error:
+        load_open_clip(name)
+    assert "Supported: open_clip's ViT CLIP architectures" in str(error.value)
+
+
+@pytest.mark.parametrize("trainer_name", PROJECT_TRAINERS)
+def test_every_trainer_trains_and_reloads_on_open_clip(run_train, tmp_path, data_root, open_clip_folder, trainer_name):
+    def args(folder):
+        return run_args(trainer_name, data_root, "", tmp_path / folder, epochs=1,
+                        extra=("MODEL.BACKBONE.NAME", open_clip_folder, "MODEL.BACKBONE.PATH", ""))
+
+    if trainer_name.startswith("Zeroshot"):
+        accuracy = run_train(["--eval-only"] + args("zero_shot"))
+        assert 0.0 <= accuracy <= 100.0
+        log = read_log(tmp_path / "zero_shot")
+    else:
+        trainer = run_train(args("train"))
+        assert trainer.cfg.INPUT.PIXEL_MEAN == PREPROCESS["mean"] and trainer.cfg.INPUT.INTERPOLATION == "bilinear"
+        accuracy = run_train(["--eval-only", "--model-dir", str(tmp_path / "train"), "--load-epoch", "1"]
+                             + args("eval"))
+        assert accuracy == pytest.approx(trainer.test())
+        log = read_log(tmp_path / "train")
+    assert "Image preprocessing of the backbone: INPUT.SIZE (32, 32), INPUT.INTERPOLATION bilinear" in log

@@ -1,0 +1,214 @@
+"""Load open_clip models (LAION, DataComp, MetaCLIP, ... weights) as backbones of every trainer here.
+
+`MODEL.BACKBONE.NAME open_clip:<model>` names an open_clip architecture (`ViT-B-16`, `ViT-L-14`, or
+open_clip's own `local-dir:<folder>` / `hf-hub:<repo>` schemas); `MODEL.BACKBONE.PRETRAINED` is its
+weight tag (`laion2b_s34b_b88k`, `datacomp_xl_s13b_b90k`, `metaclip_400m`, ...) and
+`MODEL.BACKBONE.PATH` a local weight file instead. open_clip builds the model and downloads or reads
+its own cache; the model keeps its modules and weights: the trainers prompt them in place.
+
+What the trainers need from a model, checked when it is loaded (`check_promptable`): a Vision
+Transformer image tower pooled on its class token (no attention pooling, no LayerScale), and a text
+transformer with a causal mask, pooled at the EOT token (`argmax`) of open_clip's BPE tokenizer,
+projected by a matrix. The loaded model carries its tokenizer as `model.tokenizer`.
+
+`open_clip` is imported on first use (it takes seconds): OpenAI CLIP runs never import it.
+"""
+import os.path as osp
+
+import torch
+
+from dassl_compat.errors import UserError
+
+from .clip_backbone import MissingWeightsError
+
+PREFIX = "open_clip:"
+HF_WEIGHTS_FILE = "open_clip_pytorch_model.bin"  # open_clip's file in a hf-hub repo whose tag names none
+SUPPORTED = (
+    "open_clip's ViT CLIP architectures with the OpenAI-style text tower, e.g. ViT-B-32, ViT-B-16, ViT-L-14, "
+    "ViT-H-14 (weights: openai, laion400m_*, laion2b_*, datacomp_*, commonpool_*, dfn2b, metaclip_*)"
+)
+
+
+def is_open_clip(name):
+    """True when MODEL.BACKBONE.NAME names an open_clip model (`open_clip:<model>`)."""
+    return name.startswith(PREFIX)
+
+
+def model_name(name):
+    """`open_clip:ViT-B-16` -> `ViT-B-16` (open_clip also accepts `ViT-B/16`)."""
+    return name[len(PREFIX):]
+
+
+def import_open_clip():
+    try:
+        import open_clip
+    except ImportError as err:
+        raise UserError(
+            "MODEL.BACKBONE.NAME open_clip:<model> needs the open_clip_torch package; "
+            "install the project's requirements (pip install -r requirements.txt)."
+        ) from err
+    return open_clip
+
+
+def load_open_clip(name, pretrained="", path="", random_weights=False, **model_overrides):
+    """An open_clip model in fp32 and eval mode, with `.tokenizer` set, checked by `check_promptable`.
+
+    name: `open_clip:<model>`; pretrained: a weight tag; path: a weight file (either, not both);
+    random_weights: build without weights (tests, benchmarks); model_overrides: open_clip's config
+    overrides (`embed_dim`, `vision_cfg`, `text_cfg`), e.g. to shrink a model for tests.
+    """
+    open_clip = import_open_clip()
+    architecture = model_name(name)
+    weights = resolve_weights(open_clip, architecture, pretrained, path, random_weights)
+    try:
+        model = open_clip.create_model(architecture, pretrained=weights, **model_overrides)
+    except RuntimeError as err:
+        if "Failed to download" in str(err):
+            raise MissingWeightsError(missing_weights_message(open_clip, architecture, pretrained, err)) from err
+        raise UserError(f"MODEL.BACKBONE.NAME {name!r}: open_clip could not build it ({err}).") from err
+    model.tokenizer = open_clip.get_tokenizer(architecture)
+    check_promptable(model, name)
+    return model.float().eval()
+
+
+def resolve_weights(open_clip, architecture, pretrained, path, random_weights):
+    """The `pretrained` argument of open_clip.create_model: a tag, a file, or None (random weights)."""
+    if pretrained and path:
+        raise UserError(
+            f"Set MODEL.BACKBONE.PRETRAINED ({pretrained!r}) or MODEL.BACKBONE.PATH ({path!r}), not both."
+        )
+    if path:
+        path = osp.expanduser(path)
+        if not osp.isfile(path):
+            raise MissingWeightsError(
+                f"MODEL.BACKBONE.PATH points to {path!r}, which is not a file. Set it to the open_clip weight file "
+                f"of {architecture} (e.g. {HF_WEIGHTS_FILE} or open_clip_model.safetensors from its Hugging Face repo)."
+            )
+        return path
+    if pretrained or random_weights or architecture.startswith(("local-dir:", "hf-hub:")):
+        return pretrained or None
+    tags = open_clip.list_pretrained_tags_by_model(architecture.replace("/", "-"))
+    raise UserError(
+        f"MODEL.BACKBONE.NAME open_clip:{architecture} needs weights: set MODEL.BACKBONE.PRETRAINED to one of "
+        f"{', '.join(tags) or '(none known to open_clip)'}, or MODEL.BACKBONE.PATH to a weight file."
+    )
+
+
+def missing_weights_message(open_clip, architecture, tag, err):
+    """The offline error: which file is missing, where it comes from, and where to put it."""
+    source = open_clip.get_pretrained_cfg(architecture.replace("/", "-"), tag)
+    hub = source.get("hf_hub", "")
+    if hub:
+        repo, filename = osp.split(hub)
+        filename = filename or HF_WEIGHTS_FILE
+        url = f"https://huggingface.co/{repo}/resolve/main/{filename}"
+        cache = "the Hugging Face cache (HF_HOME, default ~/.cache/huggingface)"
+    else:
+        url = source.get("url", "")
+        filename = osp.basename(url)
+        cache = "~/.cache/clip"
+    return (
+        f"open_clip weights {architecture} / {tag} are not available: expected the file {filename} in {cache} "
+        f"and downloading it from {url} failed ({err}). Download that URL on a machine with internet, copy the "
+        "file here and set MODEL.BACKBONE.PATH to it (leave MODEL.BACKBONE.PRETRAINED empty), or copy the "
+        "machine's Hugging Face cache."
+    )
+
+
+def check_promptable(model, name):
+    """Refuse, with the reason and the supported architectures, a model the trainers cannot prompt."""
+    open_clip = import_open_clip()
+    visual = getattr(model, "visual", None)
+    reasons = []
+    if not hasattr(model, "transformer") or not hasattr(model, "token_embedding"):
+        reasons.append("its text tower is not open_clip's own text transformer (e.g. a Hugging Face tower)")
+    else:
+        if getattr(model, "attn_mask", None) is None:
+            reasons.append("its text transformer has no causal mask")
+        if getattr(model, "text_pool_type", "argmax") != "argmax":
+            reasons.append(f"its text features are pooled by {model.text_pool_type!r}, not at the EOT token")
+        if not isinstance(model.text_projection, torch.nn.Parameter):
+            reasons.append("its text projection is not a matrix")
+        tokenizer = model.tokenizer
+        if not isinstance(tokenizer, open_clip.tokenizer.SimpleTokenizer):
+            reasons.append(f"its tokenizer is {type(tokenizer).__name__}, not open_clip's BPE tokenizer")
+        elif tokenizer.eot_token_id != max(tokenizer.encoder.values()):
+            reasons.append("its tokenizer's EOT token is not the largest id (the EOT-argmax pooling needs it)")
+        reasons += block_problems(model.transformer, "text")
+    if not isinstance(visual, open_clip.transformer.VisionTransformer):
+        reasons.append(f"its image tower is {type(visual).__name__}, not a Vision Transformer")
+    else:
+        if visual.attn_pool is not None or visual.pool_type != "tok":
+            reasons.append("its image features are not pooled on the class token")
+        reasons += block_problems(visual.transformer, "image")
+    if reasons:
+        raise UserError(
+            f"MODEL.BACKBONE.NAME {name!r} cannot be prompted: {'; '.join(reasons)}. Supported: {SUPPORTED}."
+        )
+
+
+def block_problems(transformer, tower):
+    """Why the blocks of a tower differ from CLIP's residual attention block, if they do."""
+    open_clip = import_open_clip()
+    block = transformer.resblocks[0]
+    if not isinstance(block, open_clip.transformer.ResidualAttentionBlock):
+        return [f"its {tower} blocks are {type(block).__name__} (custom attention)"]
+    if not isinstance(block.ls_1, torch.nn.Identity):
+        return [f"its {tower} blocks use LayerScale"]
+    return []
+
+
+def preprocess_settings(model):
+    """The model's image preprocessing as Dassl INPUT keys: {SIZE, INTERPOLATION, PIXEL_MEAN, PIXEL_STD}.
+
+    Dassl's test transform resizes the short side and crops the centre: open_clip's `shortest` mode.
+    """
+    preprocess = model.visual.preprocess_cfg
+    if preprocess.get("resize_mode", "shortest") != "shortest":
+        raise UserError(
+            f"The open_clip model resizes images with {preprocess['resize_mode']!r}; the data transforms here "
+            "resize the short side and crop the centre (open_clip's 'shortest'), so it is not supported."
+        )
+    size = preprocess["size"]
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    return {
+        "SIZE": size,
+        "INTERPOLATION": preprocess["interpolation"],
+        "PIXEL_MEAN": [float(v) for v in preprocess["mean"]],
+        "PIXEL_STD": [float(v) for v in preprocess["std"]],
+    }
+
+
+def tiny_model_cfg(image_size=32, patch_size=8, vision_width=64, vision_layers=2, text_width=64, text_layers=2,
+                   embed_dim=32):
+    """A small open_clip ViT CLIP config (heads of width 32) for tests: open_clip builds it like any other."""
+    return {
+        "embed_dim": embed_dim,
+        "vision_cfg": {"image_size": image_size, "layers": vision_layers, "width": vision_width,
+                       "patch_size": patch_size, "head_width": 32},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": text_width, "heads": text_width // 32,
+                     "layers": text_layers},
+    }
+
+
+def save_model_folder(folder, model_cfg, preprocess_cfg=None, seed=0):
+    """Write a randomly initialised open_clip model as a `local-dir:` folder (open_clip_config.json and
+    open_clip_model.safetensors); returns the backbone name `open_clip:local-dir:<folder>`."""
+    import json
+    import os
+
+    from safetensors.torch import save_file
+
+    open_clip = import_open_clip()
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = open_clip.create_model("ViT-B-16", pretrained=None, **model_cfg)  # every key overridden
+    finally:
+        torch.random.set_rng_state(generator_state)
+    os.makedirs(folder, exist_ok=True)
+    weights = {key: value.contiguous() for key, value in model.state_dict().items()}
+    save_file(weights, osp.join(folder, "open_clip_model.safetensors"))
+    with open(osp.join(folder, "open_clip_config.json"), "w") as f:
+        json.dump({"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg or {}}, f, indent=1)
+    return f"{PREFIX}local-dir:{folder}"

@@ -12,11 +12,13 @@ from reference import assert_close
 from trainer_runs import PROJECT_TRAINERS, run_args
 
 from dassl_compat.errors import UserError
+from tools import benchmark
 from trainers.clip_backbone import MissingWeightsError
 from trainers.open_clip_backbone import (
     import_open_clip,
     load_open_clip,
     preprocess_settings,
+    random_model,
     save_model_folder,
     tiny_model_cfg,
 )
@@ -33,7 +35,8 @@ CLASSNAMES = ["red disk", "green_square", "a much longer class name with many wo
 @pytest.fixture(scope="session")
 def open_clip_folder(tmp_path_factory):
     """A tiny random open_clip ViT CLIP (2 + 2 blocks, 32 px) as a local-dir folder; its backbone name."""
-    return save_model_folder(str(tmp_path_factory.mktemp("open_clip") / "tiny"), tiny_model_cfg(), PREPROCESS)
+    folder = str(tmp_path_factory.mktemp("open_clip") / "tiny")
+    return save_model_folder(folder, random_model(tiny_model_cfg()), tiny_model_cfg(), PREPROCESS)
 
 
 @pytest.fixture(scope="session")
@@ -91,18 +94,23 @@ def test_preprocessing_comes_from_the_models_config(open_clip_model):
     }
 
 
-def test_builtin_name_with_a_weight_file(tmp_path, open_clip_folder, open_clip_model):
-    """`open_clip:<registered model>` + MODEL.BACKBONE.PATH loads the file's weights."""
-    open_clip = import_open_clip()
+@pytest.fixture(scope="session")
+def registered_tiny(tmp_path_factory):
+    """The tiny config registered in open_clip as the model `DPT-Tiny-Test` (as its built-in ones are)."""
+    config_file = tmp_path_factory.mktemp("open_clip_config") / "DPT-Tiny-Test.json"
+    config_file.write_text(json.dumps(tiny_model_cfg()))
+    import_open_clip().add_model_config(str(config_file))
+    return "open_clip:DPT-Tiny-Test"
+
+
+def test_builtin_name_with_a_weight_file(tmp_path, registered_tiny, open_clip_folder, open_clip_model):
+    """`open_clip:<model>` + MODEL.BACKBONE.PATH loads the file's weights."""
     folder = open_clip_folder.split("local-dir:", 1)[1]
-    config = json.load(open(f"{folder}/open_clip_config.json"))["model_cfg"]
-    (tmp_path / "DPT-Tiny-Test.json").write_text(json.dumps(config))
-    open_clip.add_model_config(str(tmp_path / "DPT-Tiny-Test.json"))
-    model = load_open_clip("open_clip:DPT-Tiny-Test", path=f"{folder}/open_clip_model.safetensors")
+    model = load_open_clip(registered_tiny, path=f"{folder}/open_clip_model.safetensors")
     reference = open_clip_model.state_dict()
     assert all(torch.equal(value, reference[key]) for key, value in model.state_dict().items())
     with pytest.raises(MissingWeightsError, match="MODEL.BACKBONE.PATH points to"):
-        load_open_clip("open_clip:DPT-Tiny-Test", path=str(tmp_path / "missing.bin"))
+        load_open_clip(registered_tiny, path=str(tmp_path / "missing.bin"))
 
 
 def test_offline_tag_error_names_the_file_and_where_to_put_it(monkeypatch):
@@ -133,7 +141,8 @@ def test_builtin_name_without_weights_lists_the_tags():
     ],
 )
 def test_architectures_that_cannot_be_prompted_are_refused(tmp_path, change, reason):
-    name = save_model_folder(str(tmp_path / "model"), {**tiny_model_cfg(), **change})
+    model_cfg = {**tiny_model_cfg(), **change}
+    name = save_model_folder(str(tmp_path / "model"), random_model(model_cfg), model_cfg)
     with pytest.raises(UserError, match=reason) as error:
         load_open_clip(name)
     assert "Supported: open_clip's ViT CLIP architectures" in str(error.value)
@@ -157,3 +166,13 @@ def test_every_trainer_trains_and_reloads_on_open_clip(run_train, tmp_path, data
         assert accuracy == pytest.approx(trainer.test())
         log = read_log(tmp_path / "train")
     assert "Image preprocessing of the backbone: INPUT.SIZE (32, 32), INPUT.INTERPOLATION bilinear" in log
+
+
+def test_benchmark_runs_an_open_clip_architecture_with_random_weights(registered_tiny, capsys):
+    rows = benchmark.main(["--random-weights", "--backbone", registered_tiny, "--trainers", "CoOp", "DPT",
+                           "--classes", "4", "--batch-size", "2", "--steps", "1", "--precision", "fp32",
+                           "--device", "cpu", "--opts", "TRAINER.DPT.BOTTOMLIMIT", "2"])
+    assert [row["trainer"] for row in rows] == ["CoOp", "DPT"]
+    assert rows[0]["trainable"] == 16 * 64  # 16 context vectors of the tiny text width
+    assert all(row["train_img_s"] > 0 and row["eval_img_s"] > 0 for row in rows)
+    assert f"{registered_tiny}, random weights, C = 4" in capsys.readouterr().out

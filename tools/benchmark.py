@@ -3,6 +3,8 @@
     python -m tools.benchmark --backbone ViT-B/16 --classes 1000 --batch-size 32 --precision fp16
     python -m tools.benchmark --random-weights --backbone ViT-B/16 --classes 1000   # no weight file needed
     python -m tools.benchmark --backbone ToyCLIP-ViT --classes 16 --opts TRAINER.DPT.BOTTOMLIMIT 4
+    python -m tools.benchmark --backbone open_clip:ViT-B-16 --pretrained laion2b_s34b_b88k --classes 1000
+    python -m tools.benchmark --random-weights --backbone open_clip:ViT-L-14 --classes 1000
 
 Each trainer is built through train.py's config path (its configs/trainers/<TRAINER>/<config>.yaml,
 then the options given here) on a throw-away one-image-per-class folder, then timed on random images:
@@ -14,7 +16,8 @@ the machine and on what else runs on it.
 --random-weights benchmarks one of OpenAI's architectures without its weight file: a randomly
 initialised CLIP of exactly that architecture is written to a temporary file and used as
 MODEL.BACKBONE.PATH. Speed and memory depend on the shapes, not on the weight values, so the numbers
-are those of the released model.
+are those of the released model. The same holds for any open_clip architecture (`open_clip:<model>`):
+open_clip builds it without weights and it is saved as a temporary local-dir model.
 """
 import argparse
 import contextlib
@@ -30,6 +33,7 @@ import torch
 from PIL import Image
 
 from dassl_compat.errors import add_debug_argument, exit_on_user_error
+from trainers import open_clip_backbone
 from trainers.clip_backbone import OPENAI_ARCHITECTURES, load_clip, save_tiny_clip
 
 DEFAULT_CONFIGS = {
@@ -48,11 +52,13 @@ def build_parser():
     parser.add_argument("--backbone", default="ViT-B/16", help="MODEL.BACKBONE.NAME")
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument("--path", default="", help="MODEL.BACKBONE.PATH (a CLIP checkpoint file)")
+    weights.add_argument("--pretrained", default="", help="MODEL.BACKBONE.PRETRAINED (an open_clip weight tag)")
     weights.add_argument(
         "--random-weights",
         action="store_true",
         help="use a randomly initialised CLIP of the --backbone architecture instead of its weight file "
-        f"(one of {', '.join(OPENAI_ARCHITECTURES)}); speed and memory do not depend on the weight values",
+        f"(one of {', '.join(OPENAI_ARCHITECTURES)}, or any open_clip:<model>); speed and memory do not depend "
+        "on the weight values",
     )
     parser.add_argument("--classes", type=int, default=100, help="number of classes C")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -75,6 +81,14 @@ def write_class_folder(root, classes):
             Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(osp.join(folder, "0.png"))
 
 
+def random_open_clip_folder(backbone, folder):
+    """A randomly initialised open_clip model of `backbone`'s architecture, saved as a local-dir model."""
+    open_clip = open_clip_backbone.import_open_clip()
+    model = open_clip_backbone.load_open_clip(backbone, random_weights=True)
+    model_cfg = open_clip.get_model_config(open_clip_backbone.model_name(backbone).replace("/", "-"))
+    return open_clip_backbone.save_model_folder(folder, model, model_cfg, model.visual.preprocess_cfg)
+
+
 def build(trainer_name, args, data_root, input_size):
     import train
     from dassl_compat import TRAINER_REGISTRY, build_trainer
@@ -86,6 +100,7 @@ def build(trainer_name, args, data_root, input_size):
         "--output-dir", osp.join(data_root, "out", trainer_name),
         "DATASET.NAME", "ImageFolder", "DATASET.FOLDER", "bench",
         "MODEL.BACKBONE.NAME", args.backbone, "MODEL.BACKBONE.PATH", args.path,
+        "MODEL.BACKBONE.PRETRAINED", args.pretrained,
         "INPUT.SIZE", f"({input_size}, {input_size})", "DATALOADER.NUM_WORKERS", "0",
         f"TRAINER.{precision_node}.PREC", args.precision,
         "USE_CUDA", str(args.device == "cuda"), "VERBOSE", "False", *args.opts,
@@ -166,23 +181,31 @@ def main(argv=None):
     """Print the table, one line per trainer as soon as it is measured; returns the rows."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.random_weights and args.backbone not in OPENAI_ARCHITECTURES:
-        parser.error(f"--random-weights needs --backbone one of {', '.join(OPENAI_ARCHITECTURES)}, "
-                     f"got {args.backbone!r}")
+    if args.random_weights and not open_clip_backbone.is_open_clip(args.backbone) \
+            and args.backbone not in OPENAI_ARCHITECTURES:
+        parser.error(f"--random-weights needs --backbone one of {', '.join(OPENAI_ARCHITECTURES)} or "
+                     f"open_clip:<model>, got {args.backbone!r}")
     with exit_on_user_error(args.debug):
         return run_benchmarks(args)
 
 
 def run_benchmarks(args):
     """Measure each trainer of `args.trainers`; the rows of the table."""
+    open_clip = open_clip_backbone.is_open_clip(args.backbone)
     weights = ", random weights" if args.random_weights else ""
     print(f"{args.backbone}{weights}, C = {args.classes}, batch {args.batch_size}, {args.precision}, {args.device}")
     print(TABLE_HEADER, flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as data_root:
-        if args.random_weights:
+        if args.random_weights and open_clip:
+            args.backbone = random_open_clip_folder(args.backbone, osp.join(data_root, "random_open_clip"))
+        elif args.random_weights:
             args.path = save_tiny_clip(osp.join(data_root, "random_clip.pt"), **OPENAI_ARCHITECTURES[args.backbone])
-        input_size = load_clip(args.backbone, args.path).visual.input_resolution
+        if open_clip:
+            model = open_clip_backbone.load_open_clip(args.backbone, args.pretrained, args.path)
+            input_size = open_clip_backbone.preprocess_settings(model)["SIZE"][0]
+        else:
+            input_size = load_clip(args.backbone, args.path).visual.input_resolution
         write_class_folder(data_root, args.classes)
         for name in args.trainers:
             try:

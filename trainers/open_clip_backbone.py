@@ -191,24 +191,28 @@ def tiny_model_cfg(image_size=32, patch_size=8, vision_width=64, vision_layers=2
     }
 
 
-def save_model_folder(folder, model_cfg, preprocess_cfg=None, seed=0):
-    """Write a randomly initialised open_clip model as a `local-dir:` folder (open_clip_config.json and
-    open_clip_model.safetensors); returns the backbone name `open_clip:local-dir:<folder>`."""
+def random_model(model_cfg, seed=0):
+    """open_clip's CLIP of `model_cfg` (e.g. `tiny_model_cfg()`), randomly initialised with `seed`."""
+    open_clip = import_open_clip()
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        return open_clip.CLIP(**model_cfg)
+    finally:
+        torch.random.set_rng_state(generator_state)
+
+
+def save_model_folder(folder, model, model_cfg, preprocess_cfg=None):
+    """Write an open_clip model as a `local-dir:` folder (open_clip_config.json with its config and
+    preprocessing, open_clip_model.safetensors); returns the backbone name `open_clip:local-dir:<folder>`."""
     import json
     import os
 
     from safetensors.torch import save_file
 
-    open_clip = import_open_clip()
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        model = open_clip.create_model("ViT-B-16", pretrained=None, **model_cfg)  # every key overridden
-    finally:
-        torch.random.set_rng_state(generator_state)
     os.makedirs(folder, exist_ok=True)
     weights = {key: value.contiguous() for key, value in model.state_dict().items()}
     save_file(weights, osp.join(folder, "open_clip_model.safetensors"))
     with open(osp.join(folder, "open_clip_config.json"), "w") as f:
-        json.dump({"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg or {}}, f, indent=1)
+        json.dump({"model_cfg": model_cfg, "preprocess_cfg": dict(preprocess_cfg or {})}, f, indent=1)
     return f"{PREFIX}local-dir:{folder}"

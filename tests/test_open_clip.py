@@ -3,17 +3,20 @@ the prompted ViT and the text encoder compute open_clip's own encode_image / enc
 logits are open_clip's zero-shot classifier's, the model's preprocessing and tokenizer are used, the
 offline and unsupported-architecture errors, and every trainer trains and reloads through train.py."""
 import json
+import os.path as osp
 
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import read_log
+from conftest import ROOT, read_log
 from reference import assert_close
 from trainer_runs import PROJECT_TRAINERS, run_args
 
+from dassl_compat import get_cfg_default
 from dassl_compat.errors import UserError
 from tools import benchmark
 from trainers.clip_backbone import MissingWeightsError
+from trainers.config import extend_cfg
 from trainers.open_clip_backbone import (
     import_open_clip,
     load_open_clip,
@@ -176,3 +179,22 @@ def test_benchmark_runs_an_open_clip_architecture_with_random_weights(registered
     assert rows[0]["trainable"] == 16 * 64  # 16 context vectors of the tiny text width
     assert all(row["train_img_s"] > 0 and row["eval_img_s"] > 0 for row in rows)
     assert f"{registered_tiny}, random weights, C = 4" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("openai_config", ["CoOp/vit_b16", "CoCoOp/vit_b16_c4_ep10_batch1", "VPT/vit_b16",
+                                           "VLP/vit_b16", "DPT/vit_b16"])
+def test_open_clip_configs_have_the_openai_configs_hyper_parameters(openai_config):
+    method, name = openai_config.split("/")
+
+    def merged(config):
+        cfg = extend_cfg(get_cfg_default())
+        cfg.merge_from_file(osp.join(ROOT, "configs", "trainers", method, f"{config}.yaml"))
+        return cfg
+
+    openai, open_clip = merged(name), merged(f"openclip_{name}")
+    assert (open_clip.MODEL.BACKBONE.NAME, open_clip.MODEL.BACKBONE.PRETRAINED) == ("open_clip:ViT-B-16",
+                                                                                    "laion2b_s34b_b88k")
+    open_clip.merge_from_list(["MODEL.BACKBONE.NAME", openai.MODEL.BACKBONE.NAME, "MODEL.BACKBONE.PRETRAINED", ""])
+    for key in ("SIZE", "INTERPOLATION", "PIXEL_MEAN", "PIXEL_STD"):  # set from the model when it loads
+        open_clip.INPUT[key] = openai.INPUT[key]
+    assert open_clip.dump() == openai.dump()

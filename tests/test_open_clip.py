@@ -116,6 +116,23 @@ def test_builtin_name_with_a_weight_file(tmp_path, registered_tiny, open_clip_fo
         load_open_clip(registered_tiny, path=str(tmp_path / "missing.bin"))
 
 
+def test_a_weight_file_of_a_tag_gets_the_tags_preprocessing(monkeypatch, registered_tiny, open_clip_folder,
+                                                             open_clip_model):
+    """PATH (the offline copy of a tag's file) + PRETRAINED: the file's weights, the tag's preprocessing."""
+    from open_clip import pretrained
+
+    tag = {"hf_hub": "example/tiny/", "mean": (0.1, 0.2, 0.3), "std": (0.4, 0.5, 0.6), "interpolation": "bilinear"}
+    monkeypatch.setitem(pretrained._PRETRAINED, "DPT-Tiny-Test", {"tiny_tag": tag})
+    folder = open_clip_folder.split("local-dir:", 1)[1]
+    model = load_open_clip(registered_tiny, "tiny_tag", f"{folder}/open_clip_model.safetensors")
+    assert preprocess_settings(model) == {"SIZE": (32, 32), "INTERPOLATION": "bilinear",
+                                          "PIXEL_MEAN": [0.1, 0.2, 0.3], "PIXEL_STD": [0.4, 0.5, 0.6]}
+    reference = open_clip_model.state_dict()
+    assert all(torch.equal(value, reference[key]) for key, value in model.state_dict().items())
+    with pytest.raises(UserError, match="'no_such_tag' is not a weight tag"):
+        load_open_clip(registered_tiny, "no_such_tag", f"{folder}/open_clip_model.safetensors")
+
+
 def test_offline_tag_error_names_the_file_and_where_to_put_it(monkeypatch):
     import huggingface_hub.constants
 

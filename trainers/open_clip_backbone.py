@@ -3,8 +3,9 @@
 `MODEL.BACKBONE.NAME open_clip:<model>` names an open_clip architecture (`ViT-B-16`, `ViT-L-14`, or
 open_clip's own `local-dir:<folder>` / `hf-hub:<repo>` schemas); `MODEL.BACKBONE.PRETRAINED` is its
 weight tag (`laion2b_s34b_b88k`, `datacomp_xl_s13b_b90k`, `metaclip_400m`, ...) and
-`MODEL.BACKBONE.PATH` a local weight file instead. open_clip builds the model and downloads or reads
-its own cache; the model keeps its modules and weights: the trainers prompt them in place.
+`MODEL.BACKBONE.PATH` a local weight file to use instead of the tag's download. open_clip builds the
+model and downloads or reads its own cache; the model keeps its modules and weights: the trainers
+prompt them in place.
 
 What the trainers need from a model, checked when it is loaded (`check_promptable`): a Vision
 Transformer image tower pooled on its class token (no attention pooling, no LayerScale), and a text
@@ -53,15 +54,17 @@ def import_open_clip():
 def load_open_clip(name, pretrained="", path="", random_weights=False, **model_overrides):
     """An open_clip model in fp32 and eval mode, with `.tokenizer` set, checked by `check_promptable`.
 
-    name: `open_clip:<model>`; pretrained: a weight tag; path: a weight file (either, not both);
-    random_weights: build without weights (tests, benchmarks); model_overrides: open_clip's config
-    overrides (`embed_dim`, `vision_cfg`, `text_cfg`), e.g. to shrink a model for tests.
+    name: `open_clip:<model>`; pretrained: a weight tag; path: a weight file, used instead of the tag's
+    download (the tag, when also given, still sets the preprocessing of those weights); random_weights:
+    build without weights (tests, benchmarks); model_overrides: open_clip's config overrides
+    (`embed_dim`, `vision_cfg`, `text_cfg`), e.g. to shrink a model.
     """
     open_clip = import_open_clip()
     architecture = model_name(name)
-    weights = resolve_weights(open_clip, architecture, pretrained, path, random_weights)
+    weights, preprocess = resolve_weights(open_clip, architecture, pretrained, path, random_weights)
     try:
-        model = open_clip.create_model(architecture, pretrained=weights, **model_overrides)
+        model = open_clip.create_model(architecture, pretrained=weights, force_preprocess_cfg=preprocess,
+                                       **model_overrides)
     except RuntimeError as err:
         if "Failed to download" in str(err):
             raise MissingWeightsError(missing_weights_message(open_clip, architecture, pretrained, err)) from err
@@ -72,10 +75,14 @@ def load_open_clip(name, pretrained="", path="", random_weights=False, **model_o
 
 
 def resolve_weights(open_clip, architecture, pretrained, path, random_weights):
-    """The `pretrained` argument of open_clip.create_model: a tag, a file, or None (random weights)."""
-    if pretrained and path:
+    """(`pretrained` argument of open_clip.create_model: a tag, a file or None for random weights,
+    the preprocessing to force: the tag's when the weights come from a file)."""
+    tag_cfg = open_clip.get_pretrained_cfg(architecture.replace("/", "-"), pretrained) if pretrained else {}
+    if pretrained and not tag_cfg and not architecture.startswith(("local-dir:", "hf-hub:")):
+        tags = open_clip.list_pretrained_tags_by_model(architecture.replace("/", "-"))
         raise UserError(
-            f"Set MODEL.BACKBONE.PRETRAINED ({pretrained!r}) or MODEL.BACKBONE.PATH ({path!r}), not both."
+            f"MODEL.BACKBONE.PRETRAINED {pretrained!r} is not a weight tag of open_clip's {architecture}; "
+            f"its tags: {', '.join(tags) or '(none)'}."
         )
     if path:
         path = osp.expanduser(path)
@@ -84,9 +91,10 @@ def resolve_weights(open_clip, architecture, pretrained, path, random_weights):
                 f"MODEL.BACKBONE.PATH points to {path!r}, which is not a file. Set it to the open_clip weight file "
                 f"of {architecture} (e.g. {HF_WEIGHTS_FILE} or open_clip_model.safetensors from its Hugging Face repo)."
             )
-        return path
+        preprocess = {key: tag_cfg[key] for key in ("mean", "std", "interpolation", "resize_mode") if key in tag_cfg}
+        return path, preprocess or None
     if pretrained or random_weights or architecture.startswith(("local-dir:", "hf-hub:")):
-        return pretrained or None
+        return pretrained or None, None
     tags = open_clip.list_pretrained_tags_by_model(architecture.replace("/", "-"))
     raise UserError(
         f"MODEL.BACKBONE.NAME open_clip:{architecture} needs weights: set MODEL.BACKBONE.PRETRAINED to one of "
@@ -110,8 +118,8 @@ def missing_weights_message(open_clip, architecture, tag, err):
     return (
         f"open_clip weights {architecture} / {tag} are not available: expected the file {filename} in {cache} "
         f"and downloading it from {url} failed ({err}). Download that URL on a machine with internet, copy the "
-        "file here and set MODEL.BACKBONE.PATH to it (leave MODEL.BACKBONE.PRETRAINED empty), or copy the "
-        "machine's Hugging Face cache."
+        "file here and set MODEL.BACKBONE.PATH to it (keep MODEL.BACKBONE.PRETRAINED: it still sets the "
+        "preprocessing of those weights), or copy that machine's Hugging Face cache."
     )
 
 

@@ -215,3 +215,8 @@ def test_open_clip_configs_have_the_openai_configs_hyper_parameters(openai_confi
     for key in ("SIZE", "INTERPOLATION", "PIXEL_MEAN", "PIXEL_STD"):  # set from the model when it loads
         open_clip.INPUT[key] = openai.INPUT[key]
     assert open_clip.dump() == openai.dump()
+
+
+def test_weights_trained_with_another_activation_are_refused_with_the_right_name():
+    with pytest.raises(UserError, match="'metaclip_400m' were trained with QuickGELU.*open_clip:ViT-B-16-quickgelu"):
+        load_open_clip("open_clip:ViT-B-16", pretrained="metaclip_400m")

@@ -84,6 +84,7 @@ def resolve_weights(open_clip, architecture, pretrained, path, random_weights):
             f"MODEL.BACKBONE.PRETRAINED {pretrained!r} is not a weight tag of open_clip's {architecture}; "
             f"its tags: {', '.join(tags) or '(none)'}."
         )
+    check_activation(open_clip, architecture, pretrained, tag_cfg)
     if path:
         path = osp.expanduser(path)
         if not osp.isfile(path):
@@ -100,6 +101,26 @@ def resolve_weights(open_clip, architecture, pretrained, path, random_weights):
         f"MODEL.BACKBONE.NAME open_clip:{architecture} needs weights: set MODEL.BACKBONE.PRETRAINED to one of "
         f"{', '.join(tags) or '(none known to open_clip)'}, or MODEL.BACKBONE.PATH to a weight file."
     )
+
+
+def check_activation(open_clip, architecture, tag, tag_cfg):
+    """Refuse weights trained with another activation than the architecture's (open_clip only warns):
+    OpenAI's, MetaCLIP's and DFN's ViT weights need QuickGELU, i.e. the `-quickgelu` model names."""
+    if not tag_cfg:
+        return
+    model_cfg = open_clip.get_model_config(architecture.replace("/", "-")) or {}
+    tag_quick_gelu, model_quick_gelu = tag_cfg.get("quick_gelu", False), model_cfg.get("quick_gelu", False)
+    if tag_quick_gelu != model_quick_gelu:
+        base = architecture.replace("/", "-").removesuffix("-quickgelu")
+        fitting = [name for name in (base, f"{base}-quickgelu") if name != architecture.replace("/", "-")
+                   and tag in open_clip.list_pretrained_tags_by_model(name)
+                   and open_clip.get_model_config(name).get("quick_gelu", False) == tag_quick_gelu]
+        activation = "QuickGELU" if tag_quick_gelu else "GELU"
+        raise UserError(
+            f"The open_clip weights {tag!r} were trained with {activation}, but open_clip:{architecture} uses "
+            f"{'GELU' if tag_quick_gelu else 'QuickGELU'}: set MODEL.BACKBONE.NAME to "
+            f"{'open_clip:' + fitting[0] if fitting else 'the architecture variant with ' + activation}."
+        )
 
 
 def missing_weights_message(open_clip, architecture, tag, err):

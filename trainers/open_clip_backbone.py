@@ -52,7 +52,8 @@ def import_open_clip():
 
 
 def load_open_clip(name, pretrained="", path="", random_weights=False, **model_overrides):
-    """An open_clip model in fp32 and eval mode, with `.tokenizer` set, checked by `check_promptable`.
+    """An open_clip model in fp32 and eval mode, with `.tokenizer` set, checked by `check_promptable`
+    (a UserError naming the supported architectures for one the trainers cannot prompt).
 
     name: `open_clip:<model>`; pretrained: a weight tag; path: a weight file, used instead of the tag's
     download (the tag, when also given, still sets the preprocessing of those weights); random_weights:
@@ -68,8 +69,12 @@ def load_open_clip(name, pretrained="", path="", random_weights=False, **model_o
     except RuntimeError as err:
         if "Failed to download" in str(err):
             raise MissingWeightsError(missing_weights_message(open_clip, architecture, pretrained, err)) from err
-        raise UserError(f"MODEL.BACKBONE.NAME {name!r}: open_clip could not build it ({err}).") from err
-    model.tokenizer = open_clip.get_tokenizer(architecture)
+        raise UserError(f"MODEL.BACKBONE.NAME {name!r}: open_clip could not build it ({err}). "
+                        f"Supported: {SUPPORTED}.") from err
+    try:
+        model.tokenizer = open_clip.get_tokenizer(architecture)
+    except (ImportError, OSError, ValueError) as err:  # e.g. a Hugging Face tokenizer without `transformers`
+        model.tokenizer = err
     check_promptable(model, name)
     return model.float().eval()
 
@@ -150,7 +155,7 @@ def check_promptable(model, name):
     visual = getattr(model, "visual", None)
     reasons = []
     if not hasattr(model, "transformer") or not hasattr(model, "token_embedding"):
-        reasons.append("its text tower is not open_clip's own text transformer (e.g. a Hugging Face tower)")
+        reasons.append("its text tower is not CLIP's plain text transformer (a custom or Hugging Face text tower)")
     else:
         if getattr(model, "attn_mask", None) is None:
             reasons.append("its text transformer has no causal mask")
@@ -159,7 +164,9 @@ def check_promptable(model, name):
         if not isinstance(model.text_projection, torch.nn.Parameter):
             reasons.append("its text projection is not a matrix")
         tokenizer = model.tokenizer
-        if not isinstance(tokenizer, open_clip.tokenizer.SimpleTokenizer):
+        if isinstance(tokenizer, Exception):
+            reasons.append(f"its tokenizer is not open_clip's BPE tokenizer and could not be built ({tokenizer})")
+        elif not isinstance(tokenizer, open_clip.tokenizer.SimpleTokenizer):
             reasons.append(f"its tokenizer is {type(tokenizer).__name__}, not open_clip's BPE tokenizer")
         elif tokenizer.eot_token_id != max(tokenizer.encoder.values()):
             reasons.append("its tokenizer's EOT token is not the largest id (the EOT-argmax pooling needs it)")

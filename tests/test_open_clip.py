@@ -3,7 +3,10 @@ the prompted ViT and the text encoder compute open_clip's own encode_image / enc
 logits are open_clip's zero-shot classifier's, the model's preprocessing and tokenizer are used, the
 offline and unsupported-architecture errors, and every trainer trains and reloads through train.py."""
 import json
+import os
 import os.path as osp
+import re
+import subprocess
 
 import pytest
 import torch
@@ -220,3 +223,21 @@ def test_open_clip_configs_have_the_openai_configs_hyper_parameters(openai_confi
 def test_weights_trained_with_another_activation_are_refused_with_the_right_name():
     with pytest.raises(UserError, match="'metaclip_400m' were trained with QuickGELU.*open_clip:ViT-B-16-quickgelu"):
         load_open_clip("open_clip:ViT-B-16", pretrained="metaclip_400m")
+
+
+def test_readme_script_commands_run_the_open_clip_configs():
+    """Each `bash scripts/...` line of the README's open_clip block, dry-run: the train.py commands it
+    prints use an existing openclip_*.yaml config and carry the line's options."""
+    readme = open(osp.join(ROOT, "README.md")).read()
+    block = re.search(r"```bash\n(# zero-shot CLIP and every prompt-tuning method.*?)```", readme, flags=re.S).group(1)
+    lines = [line for line in block.replace("\\\n", " ").splitlines() if "bash scripts/" in line]
+    assert len(lines) == 8
+    clean = {k: v for k, v in os.environ.items() if k not in ("DATA", "CLIP_PATH", "SEEDS", "OUTPUT", "EXTRA_OPTS")}
+    env = {**clean, "DATA": osp.join(ROOT, "configs"), "DRY_RUN": "1", "SEEDS": "1"}
+    for line in lines:
+        run = subprocess.run(["bash", "-c", line.split("#")[0]], env=env, capture_output=True, text=True, cwd=ROOT)
+        assert run.returncode == 0, (line, run.stderr)
+        config = re.search(r"--config-file (\S+)", run.stdout).group(1)
+        assert osp.basename(config).startswith("openclip_vit_b16") and osp.isfile(osp.join(ROOT, config)), line
+        for option in re.findall(r'EXTRA_OPTS="([^"]*)"', line):
+            assert option in run.stdout, line

@@ -148,6 +148,14 @@ def test_offline_tag_error_names_the_file_and_where_to_put_it(monkeypatch):
     assert "MODEL.BACKBONE.PATH" in message and "HF_HOME" in message
 
 
+def test_an_architecture_that_cannot_be_prompted_is_refused_before_its_weights_download(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # a download would fail instead
+    with pytest.raises(UserError, match="'open_clip:ViT-B-16-SigLIP' cannot be prompted: .*TimmModel"):
+        load_open_clip("open_clip:ViT-B-16-SigLIP", pretrained="webli")
+
+
 def test_builtin_name_without_weights_lists_the_tags():
     with pytest.raises(UserError, match="MODEL.BACKBONE.PRETRAINED to one of .*laion2b_s34b_b88k"):
         load_open_clip("open_clip:ViT-B-16")

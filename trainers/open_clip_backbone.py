@@ -63,20 +63,30 @@ def load_open_clip(name, pretrained="", path="", random_weights=False, **model_o
     open_clip = import_open_clip()
     architecture = model_name(name)
     weights, preprocess = resolve_weights(open_clip, architecture, pretrained, path, random_weights)
+    if weights and not architecture.startswith(("local-dir:", "hf-hub:")):
+        check_promptable(build(open_clip, architecture, name, device="meta"), name)  # before any download
+    model = build(open_clip, architecture, name, pretrained, weights, preprocess, **model_overrides)
+    check_promptable(model, name)
+    return model.float().eval()
+
+
+def build(open_clip, architecture, name="", tag="", weights=None, preprocess=None, device="cpu", **model_overrides):
+    """open_clip.create_model with `.tokenizer` set (the exception instead when it cannot be built);
+    on the meta device: the architecture alone, no memory and no download."""
     try:
-        model = open_clip.create_model(architecture, pretrained=weights, force_preprocess_cfg=preprocess,
-                                       **model_overrides)
+        with torch.device(device):
+            model = open_clip.create_model(architecture, pretrained=weights, force_preprocess_cfg=preprocess,
+                                           device=device, **model_overrides)
     except RuntimeError as err:
         if "Failed to download" in str(err):
-            raise MissingWeightsError(missing_weights_message(open_clip, architecture, pretrained, err)) from err
+            raise MissingWeightsError(missing_weights_message(open_clip, architecture, tag, err)) from err
         raise UserError(f"MODEL.BACKBONE.NAME {name!r}: open_clip could not build it ({err}). "
                         f"Supported: {SUPPORTED}.") from err
     try:
         model.tokenizer = open_clip.get_tokenizer(architecture)
     except (ImportError, OSError, ValueError) as err:  # e.g. a Hugging Face tokenizer without `transformers`
         model.tokenizer = err
-    check_promptable(model, name)
-    return model.float().eval()
+    return model
 
 
 def resolve_weights(open_clip, architecture, pretrained, path, random_weights):

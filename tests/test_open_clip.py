@@ -156,6 +156,12 @@ def test_an_architecture_that_cannot_be_prompted_is_refused_before_its_weights_d
         load_open_clip("open_clip:ViT-B-16-SigLIP", pretrained="webli")
 
 
+def test_a_weight_tag_with_an_openai_backbone_is_refused(run_train, tmp_path, data_root, tiny_clip_file):
+    args = run_args("CoOp", data_root, tiny_clip_file, tmp_path, extra=("MODEL.BACKBONE.PRETRAINED", "laion2b"))
+    with pytest.raises(UserError, match="MODEL.BACKBONE.PRETRAINED .* is OpenAI CLIP"):
+        run_train(args)
+
+
 def test_builtin_name_without_weights_lists_the_tags():
     with pytest.raises(UserError, match="MODEL.BACKBONE.PRETRAINED to one of .*laion2b_s34b_b88k"):
         load_open_clip("open_clip:ViT-B-16")

@@ -197,12 +197,17 @@ def test_every_trainer_trains_and_reloads_on_open_clip(run_train, tmp_path, data
         log = read_log(tmp_path / "zero_shot")
     else:
         trainer = run_train(args("train"))
-        assert trainer.cfg.INPUT.PIXEL_MEAN == PREPROCESS["mean"] and trainer.cfg.INPUT.INTERPOLATION == "bilinear"
+        for loader in (trainer.train_loader_x, trainer.test_loader):
+            normalize = [t for t in loader.dataset.transform.transforms if type(t).__name__ == "Normalize"][0]
+            assert list(normalize.mean) == PREPROCESS["mean"] and list(normalize.std) == PREPROCESS["std"]
+        assert trainer.cfg.INPUT.INTERPOLATION == "bicubic"  # the options as given: recorded with the run
+        assert run_train(["--compare-recorded-config"] + args("train")) is None  # what the scripts ask
         accuracy = run_train(["--eval-only", "--model-dir", str(tmp_path / "train"), "--load-epoch", "1"]
                              + args("eval"))
         assert accuracy == pytest.approx(trainer.test())
         log = read_log(tmp_path / "train")
-    assert "Image preprocessing of the backbone: INPUT.SIZE (32, 32), INPUT.INTERPOLATION bilinear" in log
+    assert "Image preprocessing of the backbone (data transforms): INPUT.SIZE (32, 32), INPUT.INTERPOLATION bilinear" \
+        in log
 
 
 def test_benchmark_runs_an_open_clip_architecture_with_random_weights(registered_tiny, capsys):

@@ -69,10 +69,12 @@ class ClipPromptTrainer(TrainerX):
 
     def __init__(self, cfg):
         self.preloaded_clip = None
+        self.backbone_input_cfg = None  # cfg with the backbone's own INPUT settings, for the data transforms
         if open_clip_backbone.is_open_clip(cfg.MODEL.BACKBONE.NAME):
             # The model's own preprocessing decides the data transforms, built before the model.
             self.preloaded_clip = self.load_clip(cfg)
-            use_model_preprocessing(cfg, open_clip_backbone.preprocess_settings(self.preloaded_clip))
+            settings = open_clip_backbone.preprocess_settings(self.preloaded_clip)
+            self.backbone_input_cfg = with_input_settings(cfg, settings)
         super().__init__(cfg)
         if cfg.MODEL.TEXT_GRAD_CHECKPOINT:
             for module in self.model.modules():
@@ -167,6 +169,18 @@ class ClipPromptTrainer(TrainerX):
 
     def check_method_cfg(self, node):
         """Validate the method's own config node (raise a ValueError naming the key); none by default."""
+
+    def build_data_loader(self):
+        """Dassl's data loaders; with an open_clip backbone, their transforms use the model's own size,
+        interpolation, mean and std (the run's cfg keeps the options as given, so that the config
+        recorded in the output folder is the one the user wrote)."""
+        if self.backbone_input_cfg is None:
+            return super().build_data_loader()
+        cfg, self.cfg = self.cfg, self.backbone_input_cfg  # Dassl's build_data_loader reads self.cfg
+        try:
+            super().build_data_loader()
+        finally:
+            self.cfg = cfg
 
     def load_clip(self, cfg):
         backbone = cfg.MODEL.BACKBONE
@@ -297,16 +311,16 @@ class ClipPromptTrainer(TrainerX):
             self.update_lr()
 
 
-def use_model_preprocessing(cfg, settings):
-    """Set cfg.INPUT's SIZE, INTERPOLATION, PIXEL_MEAN and PIXEL_STD to the backbone's own values."""
-    frozen = cfg.is_frozen()
-    cfg.defrost()
+def with_input_settings(cfg, settings):
+    """A copy of cfg whose INPUT has `settings` (SIZE, INTERPOLATION, PIXEL_MEAN, PIXEL_STD); printed."""
+    input_cfg = cfg.clone()
+    input_cfg.defrost()
     for key, value in settings.items():
-        cfg.INPUT[key] = value
-    if frozen:
-        cfg.freeze()
+        input_cfg.INPUT[key] = value
+    input_cfg.freeze()
     described = ", ".join(f"INPUT.{key} {value}" for key, value in settings.items())
-    print("Image preprocessing of the backbone: " + described)
+    print("Image preprocessing of the backbone (data transforms): " + described)
+    return input_cfg
 
 
 def is_distributed():

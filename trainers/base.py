@@ -113,6 +113,17 @@ class ClipPromptTrainer(TrainerX):
                 if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.model, device_ids=device_ids, **ddp_options())
 
+    def set_model_mode(self, mode="train", names=None):
+        """Dassl switches only the registered modules; here the whole model follows, since it reads
+        its own `training` flag (the text features cached per evaluation, training-only outputs).
+        Frozen CLIP parts stay in eval mode, as loaded (and as in the reference, whose BatchNorm
+        statistics of ResNet backbones never update)."""
+        super().set_model_mode(mode, names)
+        model = getattr(self, "model", None)
+        if names is None and model is not None:
+            model.train(mode == "train")
+            keep_frozen_modules_in_eval(model)
+
     def before_epoch(self):
         super().before_epoch()
         if isinstance(getattr(self.train_loader_x, "sampler", None), DistributedSampler):
@@ -321,6 +332,16 @@ def with_input_settings(cfg, settings):
     described = ", ".join(f"INPUT.{key} {value}" for key, value in settings.items())
     print("Image preprocessing of the backbone (data transforms): " + described)
     return input_cfg
+
+
+def keep_frozen_modules_in_eval(module):
+    """Put back in eval mode every submodule that has parameters, none of them trainable."""
+    for child in module.children():
+        params = list(child.parameters())
+        if params and not any(p.requires_grad for p in params):
+            child.eval()
+        else:
+            keep_frozen_modules_in_eval(child)
 
 
 def is_distributed():

@@ -111,8 +111,9 @@ def test_loss_switches_from_guidance_to_plain_cross_entropy_at_c_pre():
 def test_eval_text_features_are_computed_once_per_evaluation(monkeypatch):
     _, _, model = reference_model("dpt")
     calls = []
-    original = model.prompt_learner.forward
-    monkeypatch.setattr(model.prompt_learner, "forward", lambda: calls.append(1) or original())
+    original = model.text_encoder.encode_learned_prompts
+    monkeypatch.setattr(model.text_encoder, "encode_learned_prompts",
+                        lambda learner: calls.append(1) or original(learner))
     model.eval()
     with torch.no_grad():
         model(torch.randn(2, 3, 32, 32))

@@ -54,6 +54,9 @@ def extend_cfg(cfg):
     cfg.TRAIN.CHECKPOINT_FREQ = 1
     # Gradient checkpointing of the text encoder while training (memory for many classes, e.g. ImageNet).
     cfg.MODEL.TEXT_GRAD_CHECKPOINT = False
+    # Encode the `[SOS] ctx` prefix that all classes share once instead of once per class (exact;
+    # shared context with the class token at the end; CoCoOp: once per image). False: full prompts.
+    cfg.MODEL.TEXT_SHARED_PREFIX = True
 
 
 class ClipPromptTrainer(TrainerX):
@@ -76,10 +79,10 @@ class ClipPromptTrainer(TrainerX):
             settings = open_clip_backbone.preprocess_settings(self.preloaded_clip)
             self.backbone_input_cfg = with_input_settings(cfg, settings)
         super().__init__(cfg)
-        if cfg.MODEL.TEXT_GRAD_CHECKPOINT:
-            for module in self.model.modules():
-                if isinstance(module, TextEncoder):
-                    module.gradient_checkpointing = True
+        for module in self.model.modules():
+            if isinstance(module, TextEncoder):
+                module.gradient_checkpointing = cfg.MODEL.TEXT_GRAD_CHECKPOINT
+                module.shared_prefix = cfg.MODEL.TEXT_SHARED_PREFIX
         if is_distributed():
             self.distribute()
 

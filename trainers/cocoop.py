@@ -6,8 +6,9 @@ Reference implementation: github.com/KaiyangZhou/CoOp (trainers/cocoop.py). Same
 included: `prompt_learner.ctx`, `prompt_learner.meta_net.linear{1,2}`), same logits, loss and
 gradients. Differences: the model returns logits in training too (the reference returns the loss;
 the trainer computes the same cross-entropy and also logs accuracy); the B x C per-image prompts of
-a training batch go through the text encoder in one call instead of a loop over the images, encoded
-only up to the longest prompt (trainers/text.py); fp16 is autocast with fp32 parameters (trainers/base.py).
+a training batch go through the text encoder in one call instead of a loop over the images, each
+image's shared `[SOS] ctx` prefix encoded once and the prompts only up to the longest one's EOT
+(trainers/text.py); fp16 is autocast with fp32 parameters (trainers/base.py).
 """
 from collections import OrderedDict
 
@@ -53,10 +54,14 @@ class ConditionalPromptLearner(PromptLearner):
             )
         )
 
+    def contexts(self, image_features):
+        """Normalised image features [B, E] -> each image's context [B, M, W] (shared by its classes)."""
+        bias = self.meta_net(image_features)  # [B, W]
+        return self.ctx.unsqueeze(0) + bias.unsqueeze(1)  # [B, M, W]
+
     def forward(self, image_features):
         """Normalised image features [B, E] -> per-image prompt embeddings [B, C, L, W]."""
-        bias = self.meta_net(image_features)  # [B, W]
-        ctx = self.ctx.unsqueeze(0) + bias.unsqueeze(1)  # [B, M, W]
+        ctx = self.contexts(image_features)  # [B, M, W]
         return self.assemble(ctx.unsqueeze(1).expand(-1, self.n_cls, -1, -1))  # ctx [B, C, M, W]
 
 
@@ -85,18 +90,12 @@ class CoCoOpCLIP(nn.Module):
     def text_features(self, image_features, images_per_call=None):
         """Unnormalised text features [B, C, E] of each image's prompts, from normalised image features [B, E].
 
-        The prompts of `images_per_call` images (default: the whole batch) are flattened to
-        [images_per_call * C, L, W] and encoded in one text-encoder call.
+        The C prompts of `images_per_call` images (default: the whole batch) are encoded in one
+        text-encoder call; each image's `[SOS] ctx` prefix once (TextEncoder.encode_contexts).
         """
-        prompts = self.prompt_learner(image_features)  # [B, C, L, W]
-        n_images, n_cls, length, width = prompts.shape
-        eot_indices = self.prompt_learner.eot_indices  # [C]
-        features = []
-        for chunk in prompts.split(images_per_call or n_images):
-            chunk_images = chunk.shape[0]
-            encoded = self.text_encoder(chunk.reshape(-1, length, width), eot_indices.repeat(chunk_images))
-            features.append(encoded.view(chunk_images, n_cls, -1))  # [b, C, E]
-        return torch.cat(features)
+        contexts = self.prompt_learner.contexts(image_features)  # [B, M, W]
+        chunks = contexts.split(images_per_call or contexts.shape[0])
+        return torch.cat([self.text_encoder.encode_contexts(self.prompt_learner, chunk) for chunk in chunks])
 
     def forward(self, image, images_per_call=None):
         """Images [B, 3, H, W] -> {"logits": [B, C]} (fp32).

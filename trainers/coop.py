@@ -52,7 +52,7 @@ class CoOpCLIP(nn.Module):
 
     def text_features(self):
         """Unnormalised text features [C, E] of the current prompts."""
-        return self.text_encoder(self.prompt_learner(), self.prompt_learner.eot_indices)
+        return self.text_encoder.encode_learned_prompts(self.prompt_learner)
 
     def learned_text_features(self):
         """`text_features()`, computed once per evaluation (see `text.EvalTextCache`)."""

@@ -1,11 +1,17 @@
 """The text side shared by every prompt-tuning trainer: CoOp's prompt learner and a text encoder
 that takes token embeddings instead of token ids.
 
-Speed: under CLIP's causal mask the feature at the EOT token depends only on the tokens before it,
-so prompts are encoded only up to the longest prompt's EOT instead of all 77 positions (exact).
+Speed (both exact): under CLIP's causal mask a position's hidden state depends only on the positions
+before it. So prompts are encoded only up to the longest prompt's EOT instead of all 77 positions;
+and when every class's prompt starts with the same `[SOS] ctx_1..ctx_M` (a shared context, class
+token at the end), that prefix is encoded once and only each class's own positions (`name . [EOS]`)
+are encoded per class, attending to the prefix's keys and values (`encode_with_shared_prefix`).
 """
+import math
+
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from .clip_backbone import clip
@@ -45,6 +51,60 @@ def run_text_block(block, x, attn_mask):
     return x + block.mlp(block.ln_2(x))
 
 
+def split_heads(x, n_heads):
+    """[..., L, W] -> [..., H, L, W / H]."""
+    return x.unflatten(-1, (n_heads, -1)).transpose(-3, -2)
+
+
+def merge_heads(x):
+    """[..., H, L, D] -> [..., L, H * D]."""
+    return x.transpose(-3, -2).flatten(-2)
+
+
+def run_shared_prefix_block(block, prefix, suffix):
+    """One CLIP ResidualAttentionBlock on G shared prefixes and their C class suffixes each.
+
+    prefix [G, P, W]: the positions every class shares (causal attention among themselves);
+    suffix [G, C, S, W]: each class's own positions, attending to the P prefix positions of their
+    group and causally to their own. The same function as `run_text_block` on the G * C
+    concatenated sequences [P + S], whose first P positions are the same for every class.
+    Returns (prefix, suffix) after the block.
+    """
+    attn = block.attn
+    n_heads, n_cls = attn.num_heads, suffix.shape[1]
+    weight_q, weight_k, weight_v = attn.in_proj_weight.chunk(3)
+    bias_q, bias_k, bias_v = attn.in_proj_bias.chunk(3)
+    scale = 1.0 / math.sqrt(prefix.shape[-1] // n_heads)
+
+    hidden = block.ln_1(prefix)
+    q_p = split_heads(F.linear(hidden, weight_q, bias_q), n_heads)  # [G, H, P, D]
+    k_p = split_heads(F.linear(hidden, weight_k, bias_k), n_heads)
+    v_p = split_heads(F.linear(hidden, weight_v, bias_v), n_heads)
+    attended = F.scaled_dot_product_attention(q_p, k_p, v_p, is_causal=True)  # [G, H, P, D]
+    prefix = prefix + attn.out_proj(merge_heads(attended))
+    prefix = prefix + block.mlp(block.ln_2(prefix))
+
+    hidden = block.ln_1(suffix)
+    q_s = split_heads(F.linear(hidden, weight_q, bias_q), n_heads) * scale  # [G, C, H, S, D]
+    k_s = split_heads(F.linear(hidden, weight_k, bias_k), n_heads)
+    v_s = split_heads(F.linear(hidden, weight_v, bias_v), n_heads)
+    n_groups, _, _, length, head_dim = q_s.shape
+    # Scores against the prefix: the classes' queries of a group in one matrix product with the
+    # group's prefix keys (no per-class copy of them).
+    q_by_group = q_s.transpose(1, 2).reshape(n_groups, n_heads, n_cls * length, head_dim)  # [G, H, C*S, D]
+    scores_prefix = (q_by_group @ k_p.transpose(-1, -2)).view(n_groups, n_heads, n_cls, length, -1)
+    scores_prefix = scores_prefix.transpose(1, 2)  # [G, C, H, S, P]
+    scores_own = q_s @ k_s.transpose(-1, -2) + causal_mask(length, suffix.device, q_s.dtype)  # [G, C, H, S, S]
+    probs = torch.cat([scores_prefix, scores_own], dim=-1).softmax(dim=-1)  # [G, C, H, S, P + S]
+    probs_prefix, probs_own = probs.split([k_p.shape[-2], length], dim=-1)
+    from_prefix = probs_prefix.transpose(1, 2).reshape(n_groups, n_heads, n_cls * length, -1) @ v_p
+    from_prefix = from_prefix.view(n_groups, n_heads, n_cls, length, head_dim).transpose(1, 2)  # [G, C, H, S, D]
+    attended = from_prefix + probs_own @ v_s  # [G, C, H, S, D]
+    suffix = suffix + attn.out_proj(merge_heads(attended))
+    suffix = suffix + block.mlp(block.ln_2(suffix))
+    return prefix, suffix
+
+
 def encoded_length(tokenized):
     """Positions needed to reach the last EOT token of `tokenized` [N, 77] (EOT has the largest id)."""
     return int(tokenized.argmax(dim=-1).max().item()) + 1
@@ -53,7 +113,7 @@ def encoded_length(tokenized):
 class TextEncoder(nn.Module):
     """CLIP's text transformer, final LayerNorm and projection, applied to token embeddings."""
 
-    def __init__(self, clip_model, gradient_checkpointing=False):
+    def __init__(self, clip_model, gradient_checkpointing=False, shared_prefix=True):
         super().__init__()
         self.tokenizer = tokenizer_of(clip_model)
         # open_clip's blocks may take [N, L, W] (batch first); OpenAI CLIP's take [L, N, W].
@@ -61,6 +121,8 @@ class TextEncoder(nn.Module):
         # Recompute each block's activations in the backward pass instead of storing them: less
         # memory for many prompts (1000-class ImageNet), one more forward of the text encoder.
         self.gradient_checkpointing = gradient_checkpointing
+        # Encode a prefix shared by every class once (`encode_contexts`); False: always full prompts.
+        self.shared_prefix = shared_prefix
         self.transformer = clip_model.transformer
         self.positional_embedding = clip_model.positional_embedding
         self.ln_final = clip_model.ln_final
@@ -74,7 +136,7 @@ class TextEncoder(nn.Module):
         if not self.batch_first:
             x = x.permute(1, 0, 2)  # [L, N, W]
         mask = causal_mask(length, device=x.device, dtype=x.dtype)
-        checkpointing = self.gradient_checkpointing and torch.is_grad_enabled() and prompts.requires_grad
+        checkpointing = self.checkpointing(prompts)
         for block in self.transformer.resblocks:
             if checkpointing:
                 x = checkpoint(run_text_block, block, x, mask, use_reentrant=False)
@@ -82,6 +144,51 @@ class TextEncoder(nn.Module):
                 x = run_text_block(block, x, mask)
         x = self.ln_final(x if self.batch_first else x.permute(1, 0, 2))  # [N, L, W]
         return x[torch.arange(x.shape[0], device=x.device), eot_indices] @ self.text_projection
+
+    def checkpointing(self, tensor):
+        return self.gradient_checkpointing and torch.is_grad_enabled() and tensor.requires_grad
+
+    def encode_with_shared_prefix(self, prefix, suffix, eot_indices):
+        """Features [G, C, E] of the G * C prompts `prefix[g] + suffix[c]`.
+
+        prefix [G, P, W]: G prefixes (positions 0..P-1), each shared by all C classes;
+        suffix [C, S, W]: each class's positions P..P+S-1, the same under every prefix;
+        eot_indices [C]: the EOT position of each class's full prompt (>= P).
+        """
+        n_groups, length_prefix, _ = prefix.shape
+        n_cls, length_suffix, _ = suffix.shape
+        position = self.positional_embedding[: length_prefix + length_suffix].to(prefix.dtype)
+        prefix = prefix + position[:length_prefix]
+        suffix = (suffix.to(prefix.dtype) + position[length_prefix:]).expand(n_groups, -1, -1, -1)  # [G, C, S, W]
+        checkpointing = self.checkpointing(prefix)
+        for block in self.transformer.resblocks:
+            if checkpointing:
+                prefix, suffix = checkpoint(run_shared_prefix_block, block, prefix, suffix, use_reentrant=False)
+            else:
+                prefix, suffix = run_shared_prefix_block(block, prefix, suffix)
+        eot = suffix[:, torch.arange(n_cls, device=suffix.device), eot_indices - length_prefix]  # [G, C, W]
+        return self.ln_final(eot) @ self.text_projection
+
+    def encode_contexts(self, learner, contexts):
+        """Features [G, C, E] of `learner`'s C class prompts under each of G contexts [G, M, W].
+
+        Each context is shared by all classes (CoOp's shared context: G = 1; CoCoOp: one per image).
+        With the class token at the end the shared `[SOS] ctx` prefix is encoded once per context
+        (exact, `encode_with_shared_prefix`); otherwise, or with `shared_prefix` off, full prompts.
+        """
+        n_groups = contexts.shape[0]
+        if self.shared_prefix and learner.class_token_position == "end":
+            prefix = torch.cat([learner.token_prefix[:1].expand(n_groups, -1, -1).to(contexts.dtype), contexts], dim=1)
+            return self.encode_with_shared_prefix(prefix, learner.token_suffix, learner.eot_indices)
+        prompts = learner.assemble(contexts.unsqueeze(1).expand(-1, learner.n_cls, -1, -1))  # [G, C, L, W]
+        encoded = self(prompts.flatten(0, 1), learner.eot_indices.repeat(n_groups))  # [G * C, E]
+        return encoded.view(n_groups, learner.n_cls, -1)
+
+    def encode_learned_prompts(self, learner):
+        """Features [C, E] of a PromptLearner's current prompts (shared or class-specific context)."""
+        if learner.ctx.dim() == 2:
+            return self.encode_contexts(learner, learner.ctx.unsqueeze(0))[0]
+        return self(learner(), learner.eot_indices)
 
     def encode_tokens(self, tokenized):
         """Features [N, E] of token ids [N, 77], encoding only up to the longest prompt."""

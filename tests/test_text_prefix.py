@@ -1,0 +1,107 @@
+"""The shared-prefix text encoding (trainers/text.py): the `[SOS] ctx` prefix every class shares is
+encoded once, each class's own positions attend to it; same features and gradients as encoding the
+full prompts, far fewer positions; full prompts for class-specific context or another class position."""
+import pytest
+import torch
+
+from trainers.clip_backbone import tiny_clip
+from trainers.cocoop import ConditionalPromptLearner
+from trainers.text import PromptLearner, TextEncoder
+
+CLASSNAMES = ["Annual Crop Land", "Forest", "Herbaceous Vegetation Land", "Highway or Road", "sea lion"]
+
+
+def features_and_grads(encoder, learner, shared_prefix, encode):
+    encoder.shared_prefix = shared_prefix
+    learner.zero_grad()
+    features = encode()
+    (features * torch.linspace(-1, 1, features.shape[-1])).sum().backward()  # a loss that weighs every output
+    return features.detach(), {name: p.grad.clone() for name, p in learner.named_parameters()}
+
+
+def assert_same(a, b):
+    """Equal within fp32 rounding: 1e-5 of each tensor's largest magnitude (sums of many products)."""
+    features_a, grads_a = a
+    features_b, grads_b = b
+    assert grads_a.keys() == grads_b.keys()
+    for name, x, y in [("features", features_a, features_b), *((n, grads_a[n], grads_b[n]) for n in grads_a)]:
+        scale = y.abs().max().item()
+        assert scale > 0, name
+        torch.testing.assert_close(x, y, atol=1e-5 * scale, rtol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("ctx_init", ["", "a photo of a"])
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_shared_prefix_equals_full_prompts(ctx_init, checkpointing):
+    clip_model = tiny_clip(seed=2)
+    learner = PromptLearner(CLASSNAMES, clip_model, n_ctx=8, ctx_init=ctx_init)
+    encoder = TextEncoder(clip_model, gradient_checkpointing=checkpointing)
+    prefix_path = features_and_grads(encoder, learner, True, lambda: encoder.encode_learned_prompts(learner))
+    full_path = features_and_grads(encoder, learner, False, lambda: encoder.encode_learned_prompts(learner))
+    assert_same(prefix_path, full_path)
+    # and the full path is CoOp's: the assembled prompts through the text encoder
+    torch.testing.assert_close(full_path[0], encoder(learner(), learner.eot_indices).detach())
+
+
+def test_shared_prefix_per_image_equals_full_prompts_for_cocoop():
+    clip_model = tiny_clip(seed=3)
+    learner = ConditionalPromptLearner(CLASSNAMES, clip_model, n_ctx=4)
+    encoder = TextEncoder(clip_model)
+    image_features = torch.nn.functional.normalize(torch.randn(3, clip_model.visual.output_dim), dim=-1)
+
+    def encode():
+        return encoder.encode_contexts(learner, learner.contexts(image_features))  # [B, C, E]
+
+    prefix_path = features_and_grads(encoder, learner, True, encode)
+    assert prefix_path[0].shape == (3, len(CLASSNAMES), clip_model.text_projection.shape[1])
+    assert_same(prefix_path, features_and_grads(encoder, learner, False, encode))
+    with torch.no_grad():
+        prompts = learner(image_features)  # [B, C, L, W]: CoCoOp's own assembly
+        looped = torch.stack([encoder(p, learner.eot_indices) for p in prompts])
+    torch.testing.assert_close(prefix_path[0], looped, atol=1e-5, rtol=1e-5)
+
+
+def positions_per_block(encoder, encode):
+    """Positions that went through the first block's MLP during `encode()`."""
+    counted = []
+    handle = encoder.transformer.resblocks[0].mlp.register_forward_hook(
+        lambda module, args, output: counted.append(args[0].shape[:-1].numel()))
+    with torch.no_grad():
+        encode()
+    handle.remove()
+    return sum(counted)
+
+
+def test_shared_prefix_encodes_the_prefix_once():
+    clip_model = tiny_clip(seed=2)
+    learner = PromptLearner(CLASSNAMES, clip_model, n_ctx=16)
+    encoder = TextEncoder(clip_model)
+    length = learner.token_prefix.shape[1] + 16 + learner.token_suffix.shape[1]  # up to the longest EOT
+    own = learner.token_suffix.shape[1]
+    assert positions_per_block(encoder, lambda: encoder.encode_learned_prompts(learner)) == 17 + len(CLASSNAMES) * own
+    encoder.shared_prefix = False
+    assert positions_per_block(encoder, lambda: encoder.encode_learned_prompts(learner)) == len(CLASSNAMES) * length
+
+
+@pytest.mark.parametrize("options", [dict(csc=True), dict(class_token_position="middle"),
+                                     dict(class_token_position="front")])
+def test_full_prompts_when_the_prefix_is_not_shared(options, monkeypatch):
+    clip_model = tiny_clip(seed=2)
+    learner = PromptLearner(CLASSNAMES, clip_model, n_ctx=4, **options)
+    encoder = TextEncoder(clip_model)
+    monkeypatch.setattr(encoder, "encode_with_shared_prefix", lambda *args: pytest.fail("prefix path taken"))
+    with torch.no_grad():
+        torch.testing.assert_close(encoder.encode_learned_prompts(learner), encoder(learner(), learner.eot_indices))
+
+
+def test_shared_prefix_option_reaches_every_text_encoder(tmp_path, data_root, tiny_clip_file):
+    from conftest import folder_run_args
+
+    import train
+    from dassl_compat import build_trainer
+
+    for value in (True, False):
+        args = folder_run_args(data_root, tiny_clip_file, tmp_path / str(value), trainer="CoCoOp", epochs=1,
+                               extra=("TRAINER.COCOOP.PREC", "fp32", "MODEL.TEXT_SHARED_PREFIX", str(value)))
+        trainer = build_trainer(train.setup_cfg(train.build_parser().parse_args(args)))
+        assert trainer.model.text_encoder.shared_prefix is value

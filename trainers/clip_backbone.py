@@ -1,7 +1,8 @@
 """Load OpenAI CLIP by name or file, offline-friendly, and build random CLIPs: small ones for tests,
 OpenAI's architectures (OPENAI_ARCHITECTURES) for benchmarks without the weight files.
 
-Every model goes through `clip.model.build_model(state_dict)` and is returned in fp32, eval mode.
+Every model is built by `build_clip(state_dict)`: `clip.model.build_model`'s architecture and values
+(fp32, eval mode) without its randomly initialised copy (built on the meta device, weights assigned).
 Weights are looked up in this order: MODEL.BACKBONE.PATH if set, the project's shipped toy
 weights for "ToyCLIP-ViT", then `~/.cache/clip/<file>` (downloaded there when the network allows).
 """
@@ -89,10 +90,32 @@ def read_state_dict(path):
     return state
 
 
+def build_clip(state_dict):
+    """`build_model(state_dict).float().eval()` with the peak memory of the weights alone.
+
+    `build_model` initialises a random CLIP, casts it to fp16 and copies the weights in (twice the
+    weights' memory). Here the model is built on the meta device (no memory), the weights are
+    assigned, and the ones OpenAI's CLIP keeps in fp16 are rounded to fp16 first, so the values are
+    build_model's. Entries are consumed from `state_dict` (each one freed as soon as it is converted).
+    """
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # build_model's copy into meta tensors is a no-op
+        model = build_model(dict(state_dict))  # architecture read from the state dict, no memory
+    stored_dtypes = {name: tensor.dtype for name, tensor in model.state_dict().items()}  # fp16 as OpenAI's
+    weights = {}
+    for name, dtype in stored_dtypes.items():
+        tensor = state_dict.pop(name)
+        weights[name] = tensor.to(dtype).float() if dtype.is_floating_point else tensor
+    state_dict.clear()  # input_resolution, context_length, vocab_size of OpenAI's files
+    model.load_state_dict(weights, assign=True)
+    for block in model.transformer.resblocks:  # the text causal mask is a plain attribute, not a buffer
+        block.attn_mask = model.build_attention_mask()
+    return model.eval()
+
+
 def load_clip(name, path="", download_root=DEFAULT_DOWNLOAD_ROOT):
     """Build CLIP `name` (or the checkpoint at `path`) in fp32 and eval mode."""
-    state_dict = read_state_dict(resolve_weights_file(name, path, download_root))
-    return build_model(dict(state_dict)).float().eval()
+    return build_clip(read_state_dict(resolve_weights_file(name, path, download_root)))
 
 
 def load_clip_from_cfg(cfg):
@@ -153,8 +176,8 @@ def tiny_clip_state_dict(
 
 
 def tiny_clip(**kwargs):
-    """A small random CLIP built through the same `build_model` path as real weights, fp32, eval."""
-    return build_model(tiny_clip_state_dict(**kwargs)).float().eval()
+    """A small random CLIP built through the same `build_clip` path as real weights, fp32, eval."""
+    return build_clip(tiny_clip_state_dict(**kwargs))
 
 
 def save_tiny_clip(path, **kwargs):

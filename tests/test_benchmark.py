@@ -60,4 +60,4 @@ def test_a_trainer_out_of_cuda_memory_is_reported_and_the_others_run(tiny_clip_f
                            "--classes", "4", "--batch-size", "2", "--steps", "1", "--precision", "fp32",
                            "--device", "cpu"])
     assert rows[0] == {"trainer": "CoCoOp", "out_of_memory": True} and rows[1]["eval_img_s"] > 0
-    assert "| CoCoOp | - | out of memory | - | - | - |" in capsys.readouterr().out
+    assert "| CoCoOp | - | out of memory | - | - | - | - | - |" in capsys.readouterr().out

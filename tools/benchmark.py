@@ -8,10 +8,13 @@
 
 Each trainer is built through train.py's config path (its configs/trainers/<TRAINER>/<config>.yaml,
 then the options given here) on a throw-away one-image-per-class folder, then timed on random images:
-a training step (forward, backward, optimiser step) and inference (test-time text features cached, as
-in test()). Peak memory is CUDA's allocator peak (not measured on the CPU); a trainer that runs out of
-CUDA memory is reported as such and the others still run. A benchmark, not a test: numbers depend on
-the machine and on what else runs on it.
+a training step (forward, backward, optimiser step), inference of one batch (test-time text features
+cached, as in test()) and, with --eval-images N, a whole evaluation of N images as test() runs it
+(text features computed once, then every batch). Memory: CUDA's allocator peak on a GPU, and the
+process's peak resident memory (RSS, Linux) above its level when the phase starts: what a training
+step or an evaluation adds to the loaded model (activations, gradients, optimiser state, caches).
+A trainer that runs out of CUDA memory is reported as such and the others still run. A benchmark,
+not a test: numbers depend on the machine, on --threads and on what else runs on it.
 
 --random-weights benchmarks one of OpenAI's architectures without its weight file: a randomly
 initialised CLIP of exactly that architecture is written to a temporary file and used as
@@ -21,8 +24,10 @@ open_clip builds it without weights and it is saved as a temporary local-dir mod
 """
 import argparse
 import contextlib
+import ctypes
 import gc
 import io
+import math
 import os
 import os.path as osp
 import tempfile
@@ -66,6 +71,9 @@ def build_parser():
     parser.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "amp", "bf16"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cuda", "cpu"])
     add_debug_argument(parser)
+    parser.add_argument("--eval-images", type=int, default=0,
+                        help="also time a whole evaluation of this many images (batches of --batch-size)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads of torch (default: torch's choice)")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="more KEY VALUE config options")
     return parser
 
@@ -110,9 +118,9 @@ def build(trainer_name, args, data_root, input_size):
         return build_trainer(cfg)
 
 
-def timed(device, fn, steps):
-    """Seconds per call of fn() over `steps` calls, after two warm-up calls."""
-    for _ in range(2):
+def timed(device, fn, steps, warmup=2):
+    """Seconds per call of fn() over `steps` calls, after `warmup` untimed calls."""
+    for _ in range(warmup):
         fn()
     if device == "cuda":
         torch.cuda.synchronize()
@@ -128,15 +136,60 @@ def peak_mib(device):
     return torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
 
 
-def reset_peak(device):
+def rss_kib(field):
+    """VmRSS (now) or VmHWM (peak since the last reset) of this process in KiB; None off Linux."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class PeakRSS:
+    """The peak RSS above the level at `start()`, in MiB (None where /proc cannot reset the peak)."""
+
+    def start(self):
+        gc.collect()
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)  # give freed memory back, so the start level is real
+        try:
+            with open("/proc/self/clear_refs", "w") as clear_refs:
+                clear_refs.write("5")  # resets VmHWM to the current RSS
+        except OSError:
+            self.baseline = None
+            return
+        self.baseline = rss_kib("VmRSS")
+
+    def mib(self):
+        peak = rss_kib("VmHWM")
+        if self.baseline is None or peak is None:
+            return None
+        return max(peak - self.baseline, 0) / 1024
+
+
+def reset_peak(device, rss):
     if device == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+    rss.start()
+
+
+def evaluate(trainer, images, n_images):
+    """A whole evaluation as test() runs it: eval mode (text features cached afresh), ceil(N / B) batches."""
+    trainer.set_model_mode("eval")
+    with torch.no_grad():
+        for _ in range(math.ceil(n_images / images.shape[0])):
+            trainer.model_inference(images)
 
 
 def benchmark(trainer, args, input_size):
-    """One row: trainable parameters, train / eval images per second, peak memory (MiB)."""
+    """One row: trainable parameters, train / eval images per second, peak memory (MiB, CUDA and RSS),
+    seconds of a whole evaluation of --eval-images images."""
     device = trainer.device.type
+    rss = PeakRSS()
     images = torch.randn(args.batch_size, 3, input_size, input_size, device=trainer.device)
     labels = torch.randint(0, args.classes, (args.batch_size,), device=trainer.device)
     row = {"trainer": type(trainer).__name__}
@@ -146,35 +199,42 @@ def benchmark(trainer, args, input_size):
         trainer.set_model_mode("train")
         trainer.epoch, trainer.batch_idx, trainer.num_batches = 0, 0, 10**9
         batch = {"img": images, "label": labels}
-        reset_peak(device)
+        reset_peak(device, rss)
         seconds = timed(device, lambda: trainer.forward_backward(batch), args.steps)
-        row["train_img_s"], row["train_mib"] = args.batch_size / seconds, peak_mib(device)
+        row.update(train_img_s=args.batch_size / seconds, train_mib=peak_mib(device), train_rss_mib=rss.mib())
     trainer.set_model_mode("eval")
-    reset_peak(device)
+    reset_peak(device, rss)
     with torch.no_grad():
         seconds = timed(device, lambda: trainer.model_inference(images), args.steps)
-    row["eval_img_s"], row["eval_mib"] = args.batch_size / seconds, peak_mib(device)
+    row.update(eval_img_s=args.batch_size / seconds, eval_mib=peak_mib(device), eval_rss_mib=rss.mib())
+    if args.eval_images:  # warm already: one timed evaluation
+        row["eval_set_s"] = timed(device, lambda: evaluate(trainer, images, args.eval_images), 1, warmup=0)
     return row
 
 
-TABLE_HEADER = (
-    "| trainer | trainable params | train img/s | train peak MiB | eval img/s | eval peak MiB |\n"
-    "|---|---|---|---|---|---|"
-)
+def table_header(eval_images=0):
+    """The Markdown header of the table (a last column for the whole evaluation with --eval-images)."""
+    columns = ["trainer", "trainable params", "train img/s", "train CUDA MiB", "train RSS MiB", "eval img/s",
+               "eval CUDA MiB", "eval RSS MiB"]
+    if eval_images:
+        columns.append(f"eval of {eval_images} img, s")
+    return "| " + " | ".join(columns) + " |\n" + "|---" * len(columns) + "|"
 
 
-def format_row(row):
-    """One Markdown table line under TABLE_HEADER."""
+def format_row(row, eval_images=0):
+    """One Markdown table line under table_header(eval_images)."""
     if row.get("out_of_memory"):
-        return f"| {row['trainer']} | - | out of memory | - | - | - |"
+        return f"| {row['trainer']} | - | out of memory |" + " - |" * (5 + bool(eval_images))
 
     def cell(value, fmt):
         return "-" if value is None else format(value, fmt)
 
-    return (
-        f"| {row['trainer']} | {row['trainable']:,} | {cell(row.get('train_img_s'), '.1f')} | "
-        f"{cell(row.get('train_mib'), '.0f')} | {cell(row['eval_img_s'], '.1f')} | {cell(row['eval_mib'], '.0f')} |"
-    )
+    cells = [row["trainer"], f"{row['trainable']:,}", cell(row.get("train_img_s"), ".1f"),
+             cell(row.get("train_mib"), ".0f"), cell(row.get("train_rss_mib"), ".0f"), cell(row["eval_img_s"], ".1f"),
+             cell(row["eval_mib"], ".0f"), cell(row["eval_rss_mib"], ".0f")]
+    if eval_images:
+        cells.append(cell(row.get("eval_set_s"), ".2f"))
+    return "| " + " | ".join(cells) + " |"
 
 
 def main(argv=None):
@@ -192,9 +252,12 @@ def main(argv=None):
 def run_benchmarks(args):
     """Measure each trainer of `args.trainers`; the rows of the table."""
     open_clip = open_clip_backbone.is_open_clip(args.backbone)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     weights = ", random weights" if args.random_weights else ""
-    print(f"{args.backbone}{weights}, C = {args.classes}, batch {args.batch_size}, {args.precision}, {args.device}")
-    print(TABLE_HEADER, flush=True)
+    print(f"{args.backbone}{weights}, C = {args.classes}, batch {args.batch_size}, {args.precision}, {args.device}, "
+          f"{torch.get_num_threads()} threads")
+    print(table_header(args.eval_images), flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as data_root:
         if args.random_weights and open_clip:
@@ -213,7 +276,7 @@ def run_benchmarks(args):
             except torch.cuda.OutOfMemoryError:
                 rows.append({"trainer": name, "out_of_memory": True})
                 gc.collect()  # the failed trainer's tensors, should a reference cycle hold them
-            print(format_row(rows[-1]), flush=True)
+            print(format_row(rows[-1], args.eval_images), flush=True)
     return rows
 
 

@@ -229,8 +229,11 @@ def format_row(row, eval_images=0):
     def cell(value, fmt):
         return "-" if value is None else format(value, fmt)
 
-    cells = [row["trainer"], f"{row['trainable']:,}", cell(row.get("train_img_s"), ".1f"),
-             cell(row.get("train_mib"), ".0f"), cell(row.get("train_rss_mib"), ".0f"), cell(row["eval_img_s"], ".1f"),
+    def rate(value):  # three significant digits: slow CPU runs are fractions of an image per second
+        return cell(value, ".3g" if value is not None and value < 100 else ".0f")
+
+    cells = [row["trainer"], f"{row['trainable']:,}", rate(row.get("train_img_s")),
+             cell(row.get("train_mib"), ".0f"), cell(row.get("train_rss_mib"), ".0f"), rate(row["eval_img_s"]),
              cell(row["eval_mib"], ".0f"), cell(row["eval_rss_mib"], ".0f")]
     if eval_images:
         cells.append(cell(row.get("eval_set_s"), ".2f"))

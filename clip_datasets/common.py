@@ -414,7 +414,7 @@ class SplitFileBenchmark(DatasetBase):
     image_folder = ""  # the folder (inside `folder`) that split paths are relative to; "" for `folder` itself
     split_file = ""  # split_zhou_<Name>.json
     split_drive_id = ""  # Google Drive id of the official split file
-    layout = ""  # the expected tree, shown in errors and by tools/check_data.py
+    layout = ""  # the expected tree, shown in errors and by dpt_tools/check_data.py
     rename = {}  # class-name corrections applied to the names read from the split file
 
     def __init__(self, cfg):

@@ -1,15 +1,15 @@
-"""The procedural toy datasets (`toyworld.benchmarks`) as registered folder datasets.
+"""The procedural toy datasets (`dpt_toyworld.benchmarks`) as registered folder datasets.
 
 ToyFog and ToyDusk read `<DATASET.ROOT>/toy_fog/` and `<DATASET.ROOT>/toy_dusk/` like any
 `ImageFolder` (train/val/test class folders), and generate them there on first use: the images are a
 pure function of the dataset spec and seed 0, so every machine gets the same files.
-`python tools/make_toy_data.py --root $DATA` generates them ahead of time.
+`python -m dpt_tools.make_toy_data --root $DATA` generates them ahead of time.
 """
 import os.path as osp
 
 from dassl_compat import DATASET_REGISTRY
 from dassl_compat.errors import UserError
-from toyworld.benchmarks import (
+from dpt_toyworld.benchmarks import (
     GENERATION_FILE,
     TOY_DUSK,
     TOY_FOG,
@@ -27,7 +27,7 @@ TOY_DATA_SEED = 0
 class ToyDataset(ImageFolder):
     """A toy dataset: an ImageFolder that writes its own images when its folder is missing."""
 
-    spec = None  # the toyworld.benchmarks.ToyDatasetSpec it reads
+    spec = None  # the dpt_toyworld.benchmarks.ToyDatasetSpec it reads
 
     def prepare(self):
         if osp.isdir(self.dataset_dir):
@@ -42,7 +42,7 @@ class ToyDataset(ImageFolder):
                           + self.missing_hint()) from error
 
     def check_generation(self):
-        """A folder generated from another spec, seed or toyworld version is an error, not a silent mix."""
+        """A folder generated from another spec, seed or dpt_toyworld version is an error, not a silent mix."""
         found = read_generation_record(self.dataset_dir)
         if found != generation_record(self.spec, TOY_DATA_SEED):
             what = "has no readable " + GENERATION_FILE if found is None else "was generated from another spec or seed"
@@ -53,7 +53,7 @@ class ToyDataset(ImageFolder):
 
     def missing_hint(self):
         root = osp.dirname(self.dataset_dir)
-        return f"Generate it with: python tools/make_toy_data.py --root {root}"
+        return f"Generate it with: python -m dpt_tools.make_toy_data --root {root}"
 
 
 @DATASET_REGISTRY.register()

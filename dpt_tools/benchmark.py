@@ -1,10 +1,10 @@
 """Speed and memory of the trainers side by side, on synthetic batches at a given size.
 
-    python -m tools.benchmark --backbone ViT-B/16 --classes 1000 --batch-size 32 --precision fp16
-    python -m tools.benchmark --random-weights --backbone ViT-B/16 --classes 1000   # no weight file needed
-    python -m tools.benchmark --backbone ToyCLIP-ViT --classes 16 --opts TRAINER.DPT.BOTTOMLIMIT 4
-    python -m tools.benchmark --backbone open_clip:ViT-B-16 --pretrained laion2b_s34b_b88k --classes 1000
-    python -m tools.benchmark --random-weights --backbone open_clip:ViT-L-14 --classes 1000
+    python -m dpt_tools.benchmark --backbone ViT-B/16 --classes 1000 --batch-size 32 --precision fp16
+    python -m dpt_tools.benchmark --random-weights --backbone ViT-B/16 --classes 1000   # no weight file needed
+    python -m dpt_tools.benchmark --backbone ToyCLIP-ViT --classes 16 --opts TRAINER.DPT.BOTTOMLIMIT 4
+    python -m dpt_tools.benchmark --backbone open_clip:ViT-B-16 --pretrained laion2b_s34b_b88k --classes 1000
+    python -m dpt_tools.benchmark --random-weights --backbone open_clip:ViT-L-14 --classes 1000
 
 Each trainer is built through train.py's config path (its configs/trainers/<TRAINER>/<config>.yaml,
 then the options given here) on a throw-away one-image-per-class folder, then timed on random images:
@@ -98,11 +98,11 @@ def random_open_clip_folder(backbone, folder):
 
 
 def build(trainer_name, args, data_root, input_size):
-    import train
+    from dpt_tools import train
     from dassl_compat import TRAINER_REGISTRY, build_trainer
 
     precision_node = TRAINER_REGISTRY.get(trainer_name).config_node
-    config_file = osp.join("configs", "trainers", f"{DEFAULT_CONFIGS[trainer_name]}.yaml")
+    config_file = DEFAULT_CONFIGS[trainer_name]  # a shipped config name
     argv = [
         "--root", data_root, "--trainer", trainer_name, "--config-file", config_file,
         "--output-dir", osp.join(data_root, "out", trainer_name),

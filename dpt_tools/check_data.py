@@ -7,7 +7,7 @@ named by DATASET.NAME (OxfordPets) or config stem (oxford_pets); the default is 
 benchmarks and the two toy datasets). Every image of the test split gets a header check.
 
 A missing split file is downloaded from Google Drive when possible, as a training run would do; a
-missing toy dataset is reported, not generated (`python tools/make_toy_data.py --root $DATA` makes it).
+missing toy dataset is reported, not generated (`python -m dpt_tools.make_toy_data --root $DATA` makes it).
 Exit status 1 when a named dataset is missing or broken, or (without names) when a dataset that
 is present is broken; 2 when the command itself is wrong (no such --root, an unknown name).
 """
@@ -19,8 +19,9 @@ import os.path as osp
 import sys
 
 from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
+from dpt_tools.config_files import shipped_config_root
 
-CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), "configs", "datasets")
+CONFIG_DIR = osp.join(shipped_config_root(), "datasets")
 
 BENCHMARKS = {
     "imagenet": "ImageNet",
@@ -82,7 +83,7 @@ def check(root, stem):
     if issubclass(reader, ToyDataset) and not folder_found:  # building it would generate it
         print(f"{name:20s} missing")
         print(f"    not found: {osp.join(root, reader.folder)}. Generate it with: "
-              f"python tools/make_toy_data.py --root {root} (or let the first run generate it)")
+              f"python -m dpt_tools.make_toy_data --root {root} (or let the first run generate it)")
         return "missing"
     try:
         dataset = build(root, stem)
@@ -128,7 +129,7 @@ def check_root(root, names):
     if not osp.isdir(root):
         raise UserError(
             f"--root {root}: no such folder. Point --root at the folder that holds the dataset folders ($DATA, "
-            f"see DATASETS.md); python tools/make_toy_data.py --root {root} creates it with the toy datasets."
+            f"see DATASETS.md); python -m dpt_tools.make_toy_data --root {root} creates it with the toy datasets."
         )
     stems = resolve(names)
 

@@ -1,8 +1,8 @@
 """The offline demo: zero-shot CLIP, CoOp and DPT side by side on a toy dataset with the shipped toy
 CLIP, then the results table. Runs on a laptop CPU in a few minutes, with no download.
 
-    python -m tools.demo                       # ToyFog, 16 shots, seed 1
-    python -m tools.demo --dataset toy_dusk --shots 4 --trainers ZeroshotCLIP CoOp CoCoOp VPT VLP DPT
+    python -m dpt_tools.demo                       # ToyFog, 16 shots, seed 1
+    python -m dpt_tools.demo --dataset toy_dusk --shots 4 --trainers ZeroshotCLIP CoOp CoCoOp VPT VLP DPT
 
 Each run is an ordinary train.py run (configs/trainers/<TRAINER>/toy.yaml) whose folder follows the
 scripts' layout, so `dpt-results few-shot <output>` reads them; a finished run is not run again.
@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from tools import parse_results
-from tools.results_common import run_accuracy
+from dpt_tools import parse_results
+from dpt_tools.results_common import run_accuracy
 
 CONFIG = "toy"
 ZERO_SHOT = ("ZeroshotCLIP", "ZeroshotCLIP2")
@@ -47,15 +47,15 @@ def train_args(args, trainer, out_dir):
         "--root", args.data,
         "--seed", str(args.seed),
         "--trainer", trainer,
-        "--dataset-config-file", osp.join("configs", "datasets", f"{args.dataset}.yaml"),
-        "--config-file", osp.join("configs", "trainers", config_trainer, f"{CONFIG}.yaml"),
+        "--dataset-config-file", args.dataset,
+        "--config-file", f"{config_trainer}/{CONFIG}",
         "--output-dir", out_dir,
         "DATASET.NUM_SHOTS", str(args.shots),
     ]
 
 
 def main(argv=None):
-    import train
+    from dpt_tools import train
 
     args = build_parser().parse_args(argv)
     for trainer in args.trainers:

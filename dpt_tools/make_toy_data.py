@@ -1,6 +1,6 @@
 """Generate the downstream toy datasets (ToyFog, ToyDusk) under a data root.
 
-    python tools/make_toy_data.py --root $DATA
+    python -m dpt_tools.make_toy_data --root $DATA
 
 writes `$DATA/toy_fog/` and `$DATA/toy_dusk/` in the layout
 `{train,val,test}/<class_name_with_underscores>/<index>.png`. Generation is deterministic (the
@@ -9,11 +9,8 @@ registered datasets generate themselves the same way on first use, with the defa
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from toyworld.benchmarks import TOY_DATASETS, write_toy_dataset
+from dpt_toyworld.benchmarks import TOY_DATASETS, write_toy_dataset
 
 
 def main(argv=None):

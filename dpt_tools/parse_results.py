@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dassl_compat.errors import add_debug_argument, exit_on_user_error
-from tools.results_common import (
+from dpt_tools.results_common import (
     CROSS_DATASET_SOURCE,
     CROSS_DATASET_TARGETS,
     DOMAIN_GENERALIZATION_TARGETS,

@@ -22,7 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from dassl_compat.errors import add_debug_argument, exit_on_user_error
-from tools.results_common import (
+from dpt_tools.results_common import (
     KEEP_ALL,
     RunFilter,
     RunResult,

@@ -1,8 +1,8 @@
-"""Pretrain the toy CLIP (`weights/toyclip_vit.pt`) on procedural image-caption pairs, on CPU.
+"""Pretrain the toy CLIP (`trainers/weights/toyclip_vit.pt`) on procedural image-caption pairs, on CPU.
 
-    python tools/pretrain_toy_clip.py                       # 800 steps, about 5-8 minutes on one CPU core
-    python tools/pretrain_toy_clip.py --output /tmp/toy.pt --steps 50
-    python tools/pretrain_toy_clip.py --evaluate weights/toyclip_vit.pt      # only the report
+    python -m dpt_tools.pretrain_toy_clip                       # 800 steps, about 5-8 minutes on one CPU core
+    python -m dpt_tools.pretrain_toy_clip --output /tmp/toy.pt --steps 50
+    python -m dpt_tools.pretrain_toy_clip --evaluate trainers/weights/toyclip_vit.pt      # only the report
 
 The run is seeded (model init and every batch), so the same command on the same machine and
 thread count reproduces the file (checked: identical tensors). After training it reports, on the
@@ -14,19 +14,17 @@ import argparse
 import functools
 import os
 import os.path as osp
-import sys
 
 import clip
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from toyworld.benchmarks import TOY_DATASETS, render_split
-from toyworld.pretrain import ToyClipConfig, export_state_dict, images_to_tensor, pretrain
-from toyworld.zeroshot import accuracy_of, image_features, linear_probe_accuracy, prompt_text_features
+from dpt_toyworld.benchmarks import TOY_DATASETS, render_split
+from dpt_toyworld.pretrain import ToyClipConfig, export_state_dict, images_to_tensor, pretrain
+from dpt_toyworld.zeroshot import accuracy_of, image_features, linear_probe_accuracy, prompt_text_features
+from trainers.clip_backbone import SHIPPED_WEIGHTS
 from trainers.templates import class_prompts, template_for
 
-DEFAULT_OUTPUT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), "weights", "toyclip_vit.pt")
+DEFAULT_OUTPUT = SHIPPED_WEIGHTS["ToyCLIP-ViT"]
 
 
 def main(argv=None):

@@ -3,6 +3,10 @@
     python train.py --root $DATA --trainer DPT --dataset-config-file configs/datasets/eurosat.yaml \
         --config-file configs/trainers/DPT/vit_b16.yaml --output-dir output/run --seed 1 \
         DATASET.NUM_SHOTS 16
+    dpt-train --root $DATA --trainer DPT --dataset-config-file eurosat --config-file vit_b16 ...
+
+`python train.py` in a clone and the installed `dpt-train` run this module's `main`. A config argument
+is a file or a shipped config name (dpt_tools.config_files; `dpt-config` lists them).
 """
 import argparse
 import difflib
@@ -28,6 +32,7 @@ from dassl_compat import (
 )
 from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
 from dassl_compat.lite.run_folder import check_recorded_config, lock_output_folder, record_run, tidy_output_folder
+from dpt_tools.config_files import resolve_config
 from trainers.config import extend_cfg
 
 
@@ -200,9 +205,9 @@ def setup_cfg(args, plugins=()):
         if hasattr(plugin, "extend_cfg"):
             plugin.extend_cfg(cfg)
     if args.dataset_config_file:
-        merge_file(cfg, args.dataset_config_file, "--dataset-config-file")
+        merge_file(cfg, resolve_config(args.dataset_config_file, "datasets"), "--dataset-config-file")
     if args.config_file:
-        merge_file(cfg, args.config_file, "--config-file")
+        merge_file(cfg, resolve_config(args.config_file, "trainers", trainer=args.trainer), "--config-file")
     reset_cfg(cfg, args)
     if args.opts and len(args.opts) % 2:
         raise UserError(

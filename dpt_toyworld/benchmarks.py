@@ -3,7 +3,7 @@
 Each `ToyDatasetSpec` fixes some scene attributes per class (its class name is those values, e.g.
 "small red") and samples the others uniformly, then renders every image in the spec's style. The
 classes are built on what the toy CLIP learns in pretraining (colour and size; not shape, see
-`toyworld.pretrain`), and the styles are domains the pretraining never shows, as a satellite or a
+`dpt_toyworld.pretrain`), and the styles are domains the pretraining never shows, as a satellite or a
 sketch domain is for CLIP: the frozen image features still separate the classes (a logistic
 regression on those of the 20 training images per class: 82% on ToyFog, 86% on ToyDusk), but the
 hand-written prompt "a photo of a {class}." no longer points at them (zero-shot 55% and 38%). That
@@ -45,7 +45,7 @@ class ToyDatasetSpec:
     class_attributes: the Scene attributes that define a class, e.g. ("colour", "shape").
     class_values: one tuple of values per class, in the order of `class_attributes`.
     free_values: attribute -> values sampled uniformly per image (the rest keep Scene defaults).
-    style: how every image is seen (`toyworld.render.STYLES`).
+    style: how every image is seen (`dpt_toyworld.render.STYLES`).
     """
 
     name: str

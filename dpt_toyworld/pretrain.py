@@ -3,7 +3,7 @@
 The model is `clip.model.CLIP` (ViT image encoder, CLIP's text transformer, BPE tokenizer with
 context length 77), so the exported fp16 state dict loads with `clip.model.build_model` like an
 OpenAI checkpoint. The pretraining distribution (`PRETRAIN_DISTRIBUTION`, `CAPTION_MENTION`) shows
-every image as rendered (no fog, no dusk: those are the downstream domains, `toyworld.benchmarks`);
+every image as rendered (no fog, no dusk: those are the downstream domains, `dpt_toyworld.benchmarks`);
 captions almost always name shape and colour, but name the pattern only sometimes, and cluttered
 backgrounds are rare.
 

@@ -6,7 +6,7 @@ background); `render_scene` draws it as a 64x64 RGB uint8 array, drawing the con
 is a pure function of (scene, seed). `apply_style` then changes how the whole image looks (fog,
 dusk), the way a downstream domain differs from the pretraining photos. `caption_scene` writes an
 English caption that mentions each attribute with a given probability: the pretraining distribution
-is defined by those probabilities (see `toyworld.pretrain`).
+is defined by those probabilities (see `dpt_toyworld.pretrain`).
 """
 import math
 from dataclasses import dataclass

@@ -2,7 +2,7 @@
 # Check a CUDA machine in under 5 minutes: the CUDA tests (tests/test_cuda.py and the GPU cases of
 # tests/test_precision.py), then the ViT-B/16 benchmark with random weights.
 #
-# Prints the versions (nvidia-smi, torch, CUDA, cuDNN), runs the CUDA tests, then tools.benchmark --random-weights
+# Prints the versions (nvidia-smi, torch, CUDA, cuDNN), runs the CUDA tests, then dpt_tools.benchmark --random-weights
 # (no weight file needed) at 1000 classes, batch 32, in fp16 and bf16, and in fp32 for CoOp and DPT if time is left.
 #
 #   bash scripts/check_gpu.sh        # from the repository root, on a CUDA machine
@@ -66,7 +66,7 @@ step required test_cuda 60 150 "$PYTHON" -m pytest -q tests/test_cuda.py tests/t
     --durations=5 -p no:cacheprovider \
     --junitxml "$LOG_DIR/test_cuda.xml"
 
-BENCH=("$PYTHON" -m tools.benchmark --random-weights --backbone ViT-B/16 --classes 1000 --batch-size 32 --steps 5
+BENCH=("$PYTHON" -m dpt_tools.benchmark --random-weights --backbone ViT-B/16 --classes 1000 --batch-size 32 --steps 5
        --device cuda)
 step required benchmark_fp16 45 110 "${BENCH[@]}" --precision fp16
 step required benchmark_bf16 45 110 "${BENCH[@]}" --precision bf16

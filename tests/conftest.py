@@ -89,6 +89,6 @@ def read_log(output_dir):
 @pytest.fixture
 def run_train():
     """Call train.main in this process (fast: no re-import of torch); returns its result."""
-    import train
+    from dpt_tools import train
 
     return train.main

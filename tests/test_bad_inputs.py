@@ -18,13 +18,13 @@ import torch
 from conftest import folder_run_args
 
 from dassl_compat.errors import EXIT_USER_ERROR, UserError
-from tools import benchmark, check_data, parse_results, plot_results
+from dpt_tools import benchmark, check_data, parse_results, plot_results
 
 
 @pytest.fixture(scope="module")
 def earlier_run(tmp_path_factory, data_root, tiny_clip_file):
     """The output folder of a finished one-epoch CoOp run on `colours` (copied by each case)."""
-    import train
+    from dpt_tools import train
 
     out = tmp_path_factory.mktemp("earlier") / "run"
     train.main(folder_run_args(data_root, tiny_clip_file, out, epochs=1))
@@ -99,7 +99,7 @@ def assert_user_error(main, argv, capsys, phrases, out=None):
 
 
 def run_train(argv):
-    import train
+    from dpt_tools import train
 
     return train.main(argv)
 

@@ -1,9 +1,9 @@
-"""tools.benchmark builds every trainer through train.py's config path and measures it (no timing
+"""dpt_tools.benchmark builds every trainer through train.py's config path and measures it (no timing
 is asserted: a benchmark's numbers depend on the machine), also without a weight file (--random-weights)."""
 import pytest
 import torch
 
-from tools import benchmark
+from dpt_tools import benchmark
 from trainers.clip_backbone import OPENAI_ARCHITECTURES, build_model, tiny_clip_state_dict
 
 

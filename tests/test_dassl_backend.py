@@ -14,7 +14,8 @@ SCRIPT = """
 import sys
 sys.path[:0] = [{root!r}, {tests!r}]
 from conftest import folder_run_args
-import dassl_compat, train
+import dassl_compat
+from dpt_tools import train
 from dassl.engine import TRAINER_REGISTRY
 from dassl.engine.trainer import TrainerX
 assert dassl_compat.BACKEND == "dassl"

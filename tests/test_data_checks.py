@@ -16,9 +16,9 @@ from clip_datasets.imagenet import read_classnames
 from clip_datasets.toy import ToyFog
 from dassl_compat import build_dataset, get_cfg_default, set_random_seed
 from dassl_compat.errors import UserError
+from dpt_tools import check_data
+from dpt_toyworld.benchmarks import TOY_FOG, write_toy_dataset
 from tests.dataset_fixtures import build_fgvc_aircraft, build_imagenet
-from tools import check_data
-from toyworld.benchmarks import TOY_FOG, write_toy_dataset
 from trainers.config import extend_cfg
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

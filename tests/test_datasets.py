@@ -17,8 +17,8 @@ import pytest
 import clip_datasets  # noqa: F401  (registers the datasets)
 from clip_datasets.common import DatasetNotFoundError
 from dassl_compat import DATASET_REGISTRY, build_dataset, get_cfg_default, read_json, set_random_seed
+from dpt_tools import check_data
 from tests.dataset_fixtures import BUILDERS
-from tools import check_data
 from trainers.config import extend_cfg
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -3,8 +3,8 @@ through train.py, writes the scripts' folder layout and prints the results table
 import os.path as osp
 from pathlib import Path
 
-from tools import demo
-from tools.results_common import run_accuracy
+from dpt_tools import demo
+from dpt_tools.results_common import run_accuracy
 
 TRAINERS = ["ZeroshotCLIP", "CoOp", "CoCoOp", "VPT", "VLP", "DPT"]
 

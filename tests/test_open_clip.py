@@ -17,7 +17,7 @@ from trainer_runs import PROJECT_TRAINERS, run_args
 
 from dassl_compat import get_cfg_default
 from dassl_compat.errors import UserError
-from tools import benchmark
+from dpt_tools import benchmark
 from trainers.clip_backbone import MissingWeightsError
 from trainers.config import extend_cfg
 from trainers.open_clip_backbone import (

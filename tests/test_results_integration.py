@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import folder_run_args
 
-from tools import parse_results, plot_results
+from dpt_tools import parse_results, plot_results
 
 SEEDS = (1, 2)
 SHOTS = (1, 2)
@@ -28,7 +28,7 @@ def run(run_train, data_root, clip_file, out, trainer, seed, extra, flags=()):
 def output_tree(tmp_path_factory, data_root, tiny_clip_file):
     """output/colours/<TRAINER>/tiny_<K>shots/<variant>/seed<S>, as the scripts lay it out; seed 2 of
     CoOp 2-shot is missing on purpose."""
-    import train
+    from dpt_tools import train
 
     root = tmp_path_factory.mktemp("output")
     for trainer, opts in TRAINERS.items():

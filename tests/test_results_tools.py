@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tools import parse_results, plot_results
-from tools.results_common import (
+from dpt_tools import parse_results, plot_results
+from dpt_tools.results_common import (
     FEW_SHOT_BENCHMARKS,
     accuracy_from_log_text,
     dataset_display_name,

@@ -32,7 +32,7 @@ import os, signal, sys
 sys.path.insert(0, {root!r})
 import torch
 torch.set_num_threads(1)
-import train
+from dpt_tools import train
 from dassl_compat.lite import checkpoint
 from trainers.base import ClipPromptTrainer
 
@@ -310,8 +310,8 @@ def run_script(script, *args, **env):
 
 
 def test_scripts_skip_a_finished_run_only_while_its_recorded_options_match(tmp_path):
-    import train
     from dassl_compat.lite.run_folder import record_config
+    from dpt_tools import train
 
     env = {"DATA": str(tmp_path), "DRY_RUN": "1", "SEEDS": "1", "OUTPUT": str(tmp_path / "output")}
     command = run_script("dpt/main.sh", "eurosat", "4", **env).stdout.strip()
@@ -333,7 +333,7 @@ def test_scripts_skip_a_finished_run_only_while_its_recorded_options_match(tmp_p
 
 
 def test_staging_folders_of_a_killed_toy_data_generation_are_removed(tmp_path):
-    from toyworld.benchmarks import remove_abandoned_staging
+    from dpt_toyworld.benchmarks import remove_abandoned_staging
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -1,6 +1,6 @@
 """Acceptance of the toy world: with the shipped toy CLIP, CoOp and DPT learn what zero-shot misses.
 
-The README's demo path (`tools.demo` -> train.py with configs/trainers/<TRAINER>/toy.yaml) on ToyFog,
+The README's demo path (`dpt_tools.demo` -> train.py with configs/trainers/<TRAINER>/toy.yaml) on ToyFog,
 16 shots, seed 1. ToyFog's 800 test images are seen through fog, a domain the toy CLIP never saw in
 pretraining: its features still separate the 16 classes, but the prompt "a photo of a {class}." no
 longer points at them, so zero-shot gets 55% and the tuned prompts 70-79% (README, "Demo").
@@ -16,10 +16,10 @@ binomial tail), which a random CLIP does not (tests/test_toyworld.py checks that
 """
 from pathlib import Path
 
-from tools import demo
-from tools.results_common import run_accuracy
-from toyworld.benchmarks import TOY_FOG
-from toyworld.zeroshot import chance_upper_bound
+from dpt_tools import demo
+from dpt_tools.results_common import run_accuracy
+from dpt_toyworld.benchmarks import TOY_FOG
+from dpt_toyworld.zeroshot import chance_upper_bound
 
 DATASET = "toy_fog"
 SHOTS = 16

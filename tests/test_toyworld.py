@@ -18,15 +18,15 @@ import clip_datasets  # noqa: F401  (registers the datasets)
 from clip_datasets.common import DatasetNotFoundError
 from dassl_compat import DATASET_REGISTRY, get_cfg_default
 from dassl_compat.errors import UserError
-from tools import pretrain_toy_clip
-from toyworld.benchmarks import GENERATION_FILE, TOY_DUSK, TOY_FOG, render_split, write_toy_dataset
-from toyworld.pretrain import ToyClipConfig, build_toy_clip
-from toyworld.render import FOG_DENSITY, apply_style
-from toyworld.zeroshot import chance_upper_bound, load_images, zero_shot_accuracy
+from dpt_tools import pretrain_toy_clip
+from dpt_toyworld.benchmarks import GENERATION_FILE, TOY_DUSK, TOY_FOG, render_split, write_toy_dataset
+from dpt_toyworld.pretrain import ToyClipConfig, build_toy_clip
+from dpt_toyworld.render import FOG_DENSITY, apply_style
+from dpt_toyworld.zeroshot import chance_upper_bound, load_images, zero_shot_accuracy
 from trainers.config import extend_cfg
 from trainers.templates import class_prompts, template_for
 
-WEIGHTS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), "weights", "toyclip_vit.pt")
+WEIGHTS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), "trainers", "weights", "toyclip_vit.pt")
 TOY_SPECS = (TOY_FOG, TOY_DUSK)
 
 
@@ -197,7 +197,7 @@ def test_image_folder_errors_name_what_is_missing(tmp_path):
     assert str(tmp_path / "absent") in str(error.value) and "train/<class_name>/<image>" in str(error.value)
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
-    with pytest.raises(DatasetNotFoundError, match="tools/make_toy_data.py --root"):
+    with pytest.raises(DatasetNotFoundError, match="dpt_tools.make_toy_data --root"):
         build(make_cfg(not_a_folder, "ToyFog"))
 
 

@@ -6,9 +6,9 @@ import io
 
 from conftest import folder_run_args
 
-import train
 import trainers  # noqa: F401  (registers the trainers)
 from dassl_compat import TRAINER_REGISTRY, build_trainer, set_random_seed
+from dpt_tools import train
 from trainers.base import ClipPromptTrainer
 
 PROJECT_TRAINERS = sorted(

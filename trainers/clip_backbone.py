@@ -4,10 +4,14 @@ OpenAI's architectures (OPENAI_ARCHITECTURES) for benchmarks without the weight 
 Every model is built by `build_clip(state_dict)`: `clip.model.build_model`'s architecture and values
 (fp32, eval mode) without its randomly initialised copy (built on the meta device, weights assigned).
 Weights are looked up in this order: MODEL.BACKBONE.PATH if set, the project's shipped toy
-weights for "ToyCLIP-ViT", then `~/.cache/clip/<file>` (downloaded there when the network allows).
+weights for "ToyCLIP-ViT" (`trainers/weights/`), then `~/.cache/clip/<file>` (downloaded there when the network allows).
 """
+import importlib
+import importlib.metadata
+import importlib.util
 import os
 import os.path as osp
+import sys
 import warnings
 import zipfile
 
@@ -15,14 +19,46 @@ import torch
 
 from dassl_compat.errors import UserError
 
+OPENAI_CLIP_DISTRIBUTION = "clip-anytorch"
+PRIVATE_CLIP_NAME = "_dpt_openai_clip"
+
+
+def import_openai_clip():
+    """OpenAI's `clip` package from the clip-anytorch distribution, even where a host harness (CoOp,
+    MaPLe, ...) vendors its own `clip` package earlier on sys.path.
+
+    When `import clip` would give clip-anytorch's files, that module is used. Otherwise clip-anytorch's
+    package is loaded from its installed location under the private name `_dpt_openai_clip`, so the
+    host's `clip` stays untouched and ours is the one PyPI installed.
+    """
+    try:
+        distribution = importlib.metadata.distribution(OPENAI_CLIP_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:  # another distribution of OpenAI's `clip` package
+        return importlib.import_module("clip")
+    init_file = osp.realpath(distribution.locate_file("clip/__init__.py"))
+    loaded = sys.modules.get("clip")
+    spec = importlib.util.find_spec("clip") if loaded is None else None
+    found = getattr(loaded, "__file__", None) if loaded is not None else spec and spec.origin
+    if found and osp.realpath(found) == init_file:
+        return importlib.import_module("clip")
+    if PRIVATE_CLIP_NAME not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            PRIVATE_CLIP_NAME, init_file, submodule_search_locations=[osp.dirname(init_file)]
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[PRIVATE_CLIP_NAME] = module
+        spec.loader.exec_module(module)
+    return sys.modules[PRIVATE_CLIP_NAME]
+
+
 with warnings.catch_warnings():
     # clip-anytorch imports pkg_resources (setuptools < 81, pinned in requirements.txt).
     warnings.simplefilter("ignore", UserWarning)
-    import clip
-    from clip.model import CLIP, build_model
+    clip = import_openai_clip()
+CLIP, build_model = clip.model.CLIP, clip.model.build_model
 
-PROJECT_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-SHIPPED_WEIGHTS = {"ToyCLIP-ViT": osp.join(PROJECT_ROOT, "weights", "toyclip_vit.pt")}
+# Package data: the toy CLIP ships inside this package (in the wheel too), found through its own path.
+SHIPPED_WEIGHTS = {"ToyCLIP-ViT": osp.join(osp.dirname(osp.abspath(__file__)), "weights", "toyclip_vit.pt")}
 DEFAULT_DOWNLOAD_ROOT = osp.expanduser("~/.cache/clip")
 
 
@@ -49,7 +85,7 @@ def resolve_weights_file(name, path="", download_root=DEFAULT_DOWNLOAD_ROOT):
         if not osp.isfile(shipped):
             raise MissingWeightsError(
                 f"The toy CLIP weights {shipped} are missing. Regenerate them with "
-                "`python -m tools.pretrain_toy_clip` or restore the file from the repository."
+                "`python -m dpt_tools.pretrain_toy_clip` or restore the file from the repository."
             )
         return shipped
     if name not in clip.clip._MODELS:

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Base-to-new, testing the base-trained prompts on the new classes (SUBSAMPLE_CLASSES new):
 #   output/base2new/test_new/<DATASET>/shots_<SHOTS>/<TRAINER>/<CFG>/seed<SEED>
-# The base accuracy is in the training run's log; tools/ turns both into base / new / harmonic mean.
+# The base accuracy is in the training run's log; dpt_tools/ turns both into base / new / harmonic mean.
 # Usage: bash scripts/common/base2new_test.sh TRAINER DATASET [CFG] [SHOTS=16]
 source "$(dirname "$0")/lib.sh"
 [ $# -ge 2 ] || usage_error "bash scripts/<method>/base2new_test.sh DATASET [CFG] [SHOTS]"

@@ -63,11 +63,15 @@ if _dassl_available():
 
     from .lite.checkpoint import CheckpointMixin
 
-    class SimpleTrainer(CheckpointMixin, _DasslSimpleTrainer):
-        """Dassl's SimpleTrainer with the bundled (plain-data, atomic) checkpoint I/O."""
+    if issubclass(_DasslTrainerX, CheckpointMixin):  # a `dassl` that re-exports the bundled engine
+        SimpleTrainer, TrainerX = _DasslSimpleTrainer, _DasslTrainerX
+    else:
 
-    class TrainerX(CheckpointMixin, _DasslTrainerX):
-        """Dassl's TrainerX with the bundled (plain-data, atomic) checkpoint I/O."""
+        class SimpleTrainer(CheckpointMixin, _DasslSimpleTrainer):
+            """Dassl's SimpleTrainer with the bundled (plain-data, atomic) checkpoint I/O."""
+
+        class TrainerX(CheckpointMixin, _DasslTrainerX):
+            """Dassl's TrainerX with the bundled (plain-data, atomic) checkpoint I/O."""
 
 else:
     BACKEND = "lite"

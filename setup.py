@@ -37,7 +37,7 @@ setup(
     install_requires=requirements(),
     entry_points={
         "console_scripts": [
-            "dpt-train=dpt_tools.train:main",
+            "dpt-train=dpt_tools.train:cli",
             "dpt-demo=dpt_tools.demo:main",
             "dpt-config=dpt_tools.config_files:main",
             "dpt-results=dpt_tools.parse_results:main",

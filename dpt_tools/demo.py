@@ -4,6 +4,7 @@ CLIP, then the results table. Runs on a laptop CPU in a few minutes, with no dow
     python -m dpt_tools.demo                       # ToyFog, 16 shots, seed 1
     python -m dpt_tools.demo --dataset toy_dusk --shots 4 --trainers ZeroshotCLIP CoOp CoCoOp VPT VLP DPT
 
+Each run shows its progress (epoch, average loss, time left) in one line that updates, then its result.
 Each run is an ordinary train.py run (configs/trainers/<TRAINER>/toy.yaml) whose folder follows the
 scripts' layout, so `dpt-results few-shot <output>` reads them; a finished run is not run again.
 """
@@ -11,6 +12,7 @@ import argparse
 import contextlib
 import io
 import os.path as osp
+import re
 import sys
 import time
 from pathlib import Path
@@ -20,6 +22,44 @@ from dpt_tools.results_common import run_accuracy
 
 CONFIG = "toy"
 ZERO_SHOT = ("ZeroshotCLIP", "ZeroshotCLIP2")
+# The trainer's progress line: "epoch [3/30] batch [16/16] time ... loss 1.2345 (1.3012) ... eta 0:00:41".
+PROGRESS = re.compile(r"epoch \[(\d+)/(\d+)\] batch \[(\d+)/(\d+)\].*?loss [\d.]+ \(([\d.]+)\).*?eta (\S+)")
+
+
+class ProgressLine:
+    """A stdout for a quiet run: shows its progress as one console line that updates in place (epoch, batch,
+    average loss, time left), read off the trainer's own progress lines; everything else is dropped
+    (the run's log.txt keeps it all)."""
+
+    def __init__(self, label, console):
+        self.label, self.console, self.pending, self.width = label, console, "", 0
+
+    def write(self, text):
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            match = PROGRESS.search(line)
+            if match:
+                epoch, epochs, batch, batches, loss, eta = match.groups()
+                self.show(f"epoch {epoch}/{epochs} batch {batch}/{batches}  loss {loss}  {eta} left")
+            elif line.startswith("Evaluate on the"):
+                self.show("evaluating")
+        return len(text)
+
+    def show(self, status):
+        text = f"{self.label}  {status}"
+        self.console.write("\r" + text.ljust(self.width))
+        self.console.flush()
+        self.width = len(text)
+
+    def clear(self):
+        """Blank the progress line, so that the run's result line replaces it."""
+        if self.width:
+            self.console.write("\r" + " " * self.width + "\r")
+            self.console.flush()
+
+    def flush(self):
+        pass
 
 
 def build_parser():
@@ -63,11 +103,13 @@ def main(argv=None):
         accuracy = run_accuracy(Path(out_dir)) if osp.isdir(out_dir) else None
         if accuracy is None:
             start = time.time()
+            progress = ProgressLine(f"{trainer:>13}  {args.dataset} {args.shots}-shot seed {args.seed}:", sys.stdout)
             with contextlib.ExitStack() as quiet:
                 if not args.verbose:  # the run's log still goes to <out_dir>/log.txt
-                    quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
+                    quiet.enter_context(contextlib.redirect_stdout(progress))
                     quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
                 train.main(train_args(args, trainer, out_dir))
+            progress.clear()
             accuracy = run_accuracy(Path(out_dir))
             took = f"{time.time() - start:.0f} s"
         else:

@@ -344,5 +344,12 @@ def run(args):
             torch.distributed.destroy_process_group()
 
 
+def cli():
+    """The `dpt-train` command: `main` returns the trainer (or the eval accuracy), which must not become
+    the exit status (console scripts call sys.exit(<return value>))."""
+    main()
+    return 0
+
+
 if __name__ == "__main__":
     main()

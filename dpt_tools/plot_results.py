@@ -1,8 +1,11 @@
 """``dpt-plot``: few-shot accuracy vs shots, one panel per dataset plus the average (CoOp's Figure 3 style).
 
-One line per trainer (mean over seeds, std shaded; the label gains config/variant only where a trainer has
-several), shots on a log2 axis, zero-shot CLIP as a dashed horizontal line with stars. The average panel
-has a point only where a trainer has every plotted dataset at that shot. Rendered with Agg, no display needed.
+One line per trainer and config (mean over seeds, std shaded), whichever folder layout its runs come from:
+the demo's runs (no variant folder) join the scripts' runs of the same trainer and config when those have
+one variant (e.g. `nctx16_cscFalse_ctpend`); several variants stay separate lines. The legend names each
+line `trainer · config [· variant] · n seeds`, and its title says what the line and band are. Shots on a
+log2 axis, zero-shot CLIP as a dashed horizontal line with stars. The average panel has a point only where
+a trainer has every plotted dataset at that shot. Rendered with Agg, no display needed.
 
 Example::
 
@@ -15,6 +18,7 @@ import argparse
 import math
 import statistics
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from matplotlib.axes import Axes
@@ -44,13 +48,34 @@ Point = tuple[float, float | None]  # (mean, std over seeds; None where no sprea
 Curves = dict[SeriesKey, dict[int, Point]]  # series -> shots -> point
 
 
-def _series_labels(keys: list[SeriesKey]) -> dict[SeriesKey, str]:
-    """The trainer name, plus config and variant where one trainer has several series."""
-    trainers = [trainer for trainer, _, _ in keys]
-    return {
-        key: key[0] if trainers.count(key[0]) == 1 else " ".join(part for part in key if part)
-        for key in keys
-    }
+LEGEND_TITLE = "line: mean over seeds, band: ± std\ndashed: zero-shot CLIP"
+
+
+def _merge_layouts(runs: list[RunResult]) -> list[RunResult]:
+    """Runs without a variant folder (the demo's) take the variant of the other runs of their trainer and
+    config when those have exactly one, so that both layouts make one series."""
+    variants: dict[tuple[str, str], set[str]] = {}
+    for run in runs:
+        if run.variant:
+            variants.setdefault((run.trainer, run.config), set()).add(run.variant)
+    merged = []
+    for run in runs:
+        only = variants.get((run.trainer, run.config), set())
+        merged.append(replace(run, variant=next(iter(only))) if not run.variant and len(only) == 1 else run)
+    return merged
+
+
+def _series_labels(keys: list[SeriesKey], seed_counts: dict[SeriesKey, set[int]]) -> dict[SeriesKey, str]:
+    """`trainer · config · n seeds`, with the variant where a trainer and config have several series."""
+    pairs = [(trainer, config) for trainer, config, _ in keys]
+    labels = {}
+    for key in keys:
+        trainer, config, variant = key
+        parts = [trainer, config] + ([variant or "no variant"] if pairs.count((trainer, config)) > 1 else [])
+        low, high = min(seed_counts[key]), max(seed_counts[key])
+        seeds = f"{low} seed" + ("s" if high > 1 else "") if low == high else f"{low}-{high} seeds"
+        labels[key] = " · ".join([*parts, seeds])
+    return labels
 
 
 def _draw_panel(
@@ -75,12 +100,14 @@ def _draw_panel(
 
 def plot_accuracy_vs_shots(runs: list[RunResult]) -> tuple[Figure, dict[str, Axes]]:
     """The figure and its panels by title (dataset display names and ``Average``); lines are labelled by series."""
-    grouped = group_by_method(runs)
+    grouped = group_by_method(_merge_layouts(runs))
     curves: dict[str, Curves] = {}
     zero_shot_means: dict[str, dict[SeriesKey, list[float]]] = {}
+    seed_counts: dict[SeriesKey, set[int]] = {}
     for (trainer, config, shots, variant), by_dataset in grouped.items():
         key = (trainer, config, variant)
         for dataset, stats in by_dataset.items():
+            seed_counts.setdefault(key, set()).add(stats.n)
             if is_zero_shot(trainer, shots):
                 zero_shot_means.setdefault(dataset, {}).setdefault(key, []).append(stats.mean)
             else:
@@ -91,7 +118,7 @@ def plot_accuracy_vs_shots(runs: list[RunResult]) -> tuple[Figure, dict[str, Axe
     }
     datasets = sorted(set(curves) | set(zero_shot), key=dataset_sort_key)
     series = list(dict.fromkeys((trainer, config, variant) for trainer, config, _, variant in grouped))
-    labels = _series_labels(series)
+    labels = _series_labels(series, seed_counts)
     colours = {key: f"C{index % 10}" for index, key in enumerate(series)}
     all_shots = sorted({shot for by_key in curves.values() for by_shots in by_key.values() for shot in by_shots})
 
@@ -129,7 +156,7 @@ def plot_accuracy_vs_shots(runs: list[RunResult]) -> tuple[Figure, dict[str, Axe
         ax.grid(alpha=0.3)
         if index % columns == 0:
             ax.set_ylabel("Accuracy (%)")
-    next(iter(axes.values())).legend(fontsize="small")
+    next(iter(axes.values())).legend(fontsize="small", title=LEGEND_TITLE, title_fontsize="small")
     figure.tight_layout()
     return figure, axes
 

@@ -89,5 +89,5 @@ def test_plot_has_one_line_per_trainer(output_tree, tmp_path):
 
     assert matplotlib.image.imread(str(png)).ndim == 3
     _, axes = plot_results.few_shot_figure(output_tree)
-    labels = {line.get_label() for ax in axes.values() for line in ax.get_lines()}
+    labels = {line.get_label().split(" · ")[0] for ax in axes.values() for line in ax.get_lines()}
     assert set(TRAINERS) <= labels

@@ -339,15 +339,15 @@ def test_plot_draws_one_line_per_trainer_per_panel(plot_root):
     figure, axes = plot_results.few_shot_figure(plot_root)
     assert list(axes) == ["Caltech101", "OxfordPets", "Average"]
     for title, ax in axes.items():
-        labels = [line.get_label() for line in ax.get_lines()]
+        labels = [line.get_label().split(" · ")[0] for line in ax.get_lines()]  # trainer · config · seeds
         assert sorted(labels) == ["CoOp", "DPT", "ZeroshotCLIP"], title
         assert ax.get_xscale() == "log"
-    dpt_line = next(line for line in axes["OxfordPets"].get_lines() if line.get_label() == "DPT")
+    dpt_line = next(line for line in axes["OxfordPets"].get_lines() if line.get_label().startswith("DPT ·"))
     assert list(dpt_line.get_xdata()) == [1, 2, 4, 8, 16]
     assert dpt_line.get_ydata()[0] == pytest.approx(61.2)  # mean of 61.1, 61.2, 61.3
-    average = next(line for line in axes["Average"].get_lines() if line.get_label() == "CoOp")
+    average = next(line for line in axes["Average"].get_lines() if line.get_label().startswith("CoOp ·"))
     assert average.get_ydata()[-1] == pytest.approx(60.5 + 12 + 0.2)
-    zero_shot = next(line for line in axes["Average"].get_lines() if line.get_label() == "ZeroshotCLIP")
+    zero_shot = next(line for line in axes["Average"].get_lines() if line.get_label().startswith("ZeroshotCLIP ·"))
     assert list(zero_shot.get_ydata()) == [58.5, 58.5]
     assert len(figure.axes) == 3
 

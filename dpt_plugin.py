@@ -6,11 +6,12 @@ Two lines in the host's CoOp-style `train.py` (README, "DPT in your CoOp-style h
     dpt_plugin.setup(cfg)          # in setup_cfg, right after extend_cfg(cfg)
 
 `setup(cfg)` registers DPT, VLP and VPT in Dassl's TRAINER_REGISTRY (the host's) and adds the config
-keys they read. It registers nothing whose name the host already has: our CoOp, CoCoOp, ZeroshotCLIP
-and datasets are never imported, and a host trainer called VPT, VLP or DPT is kept (ours still serves as
-the base of the others). The host's own `trainers` and `clip` packages shadow ours on its sys.path, so
-our trainer modules are loaded from this distribution's files under the private package name
-`dpt_plugin_trainers`, and CLIP comes from the clip-anytorch distribution (trainers.clip_backbone).
+keys they read. It registers nothing whose name the host already has: our datasets, CoCoOp and
+ZeroshotCLIP are never imported, our CoOp (VLP's model builds on it) registers only in a private
+registry, and a host trainer called VPT, VLP or DPT is kept. The host's own `trainers` and `clip`
+packages shadow ours on its sys.path, so our trainer modules are loaded from this distribution's files
+under the private package name `dpt_plugin_trainers`, and CLIP comes from the clip-anytorch
+distribution (trainers.clip_backbone).
 """
 import importlib
 import importlib.util
@@ -43,11 +44,14 @@ def _require_dassl():
     return dassl.engine
 
 
+CONFIG_MODULES = ("base", "vpt", "vlp", "dpt")  # the modules whose extend_cfg declares the keys these trainers read
+
+
 def _load_trainer_modules():
-    """Our `trainers.dpt` (with vlp, vpt and the CLIP pieces they import) and `trainers.config`, loaded
-    from this distribution under PRIVATE_PACKAGE without running `trainers/__init__.py` (which would
-    register CoOp, CoCoOp and ZeroshotCLIP). They register into a private registry; returns
-    (that registry, our extend_cfg)."""
+    """Our `trainers.vpt` and `trainers.dpt` (with vlp, the CoOp model VLP builds on and the CLIP pieces),
+    loaded from this distribution under PRIVATE_PACKAGE without running `trainers/__init__.py` or
+    `trainers/config.py` (which import every trainer and our datasets). Whatever they register goes
+    into a private registry (our CoOp too); returns (that registry, their extend_cfg functions)."""
     import dassl_compat
     from dassl_compat import Registry
 
@@ -66,14 +70,15 @@ def _load_trainer_modules():
         host_registry = dassl_compat.TRAINER_REGISTRY
         dassl_compat.TRAINER_REGISTRY = package.registry  # what our modules' @TRAINER_REGISTRY.register() binds
         try:
-            importlib.import_module(f"{PRIVATE_PACKAGE}.dpt")
+            for name in CONFIG_MODULES:
+                importlib.import_module(f"{PRIVATE_PACKAGE}.{name}")
         except BaseException:
             del sys.modules[PRIVATE_PACKAGE]
             raise
         finally:
             dassl_compat.TRAINER_REGISTRY = host_registry
-    package = sys.modules[PRIVATE_PACKAGE]
-    return package.registry, importlib.import_module(f"{PRIVATE_PACKAGE}.config").extend_cfg
+    modules = [sys.modules[f"{PRIVATE_PACKAGE}.{name}"] for name in CONFIG_MODULES]
+    return sys.modules[PRIVATE_PACKAGE].registry, [module.extend_cfg for module in modules]
 
 
 def add_missing_keys(cfg, source):
@@ -90,13 +95,16 @@ def setup(cfg):
     add their config keys to `cfg` (keys the host defines keep the host's defaults). Safe to call again.
     Returns the names registered by this call."""
     engine = _require_dassl()
-    ours, extend_cfg = _load_trainer_modules()
+    ours, extenders = _load_trainer_modules()
     registered = []
     for name in TRAINERS:
         if name not in engine.TRAINER_REGISTRY.registered_names():
             engine.TRAINER_REGISTRY.register(ours.get(name))
             registered.append(name)
-    add_missing_keys(cfg, extend_cfg(cfg.clone()))
+    ours_cfg = cfg.clone()
+    for extend_cfg in extenders:
+        extend_cfg(ours_cfg)
+    add_missing_keys(cfg, ours_cfg)
     return registered
 
 

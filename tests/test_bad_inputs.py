@@ -341,7 +341,7 @@ def test_debug_flag_and_environment_variable_show_the_traceback(tmp_path, data_r
 
 def test_check_data_missing_root_and_unknown_name(tmp_path, capsys):
     assert_user_error(check_data.main, ["--root", str(tmp_path / "nowhere")], capsys,
-                      ["--root .*nowhere: no such folder", r"\$DATA", "make_toy_data.py"])
+                      ["--root .*nowhere: no such folder", r"\$DATA", "python -m dpt_tools.make_toy_data"])
     assert_user_error(check_data.main, ["--root", str(tmp_path), "toyfogg"], capsys,
                       ["Unknown dataset", "toyfogg", "ToyFog"])
 

@@ -85,7 +85,7 @@ def test_toy_data_folders_are_readable_by_other_users(tmp_path):
 def test_check_data_knows_the_toy_datasets(tmp_path, capsys, monkeypatch):
     assert check_data.main(["--root", str(tmp_path), "toy_fog"]) == 1
     out = capsys.readouterr().out
-    assert "ToyFog" in out and "missing" in out and f"make_toy_data.py --root {tmp_path}" in out
+    assert "ToyFog" in out and "missing" in out and f"python -m dpt_tools.make_toy_data --root {tmp_path}" in out
     assert not (tmp_path / "toy_fog").exists()  # reported, not generated
     assert check_data.main(["--root", str(tmp_path)]) == 0
     assert "0 of 17 datasets ready" in capsys.readouterr().out

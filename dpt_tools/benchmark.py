@@ -98,8 +98,8 @@ def random_open_clip_folder(backbone, folder):
 
 
 def build(trainer_name, args, data_root, input_size):
-    from dpt_tools import train
     from dassl_compat import TRAINER_REGISTRY, build_trainer
+    from dpt_tools import train
 
     precision_node = TRAINER_REGISTRY.get(trainer_name).config_node
     config_file = DEFAULT_CONFIGS[trainer_name]  # a shipped config name

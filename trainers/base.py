@@ -198,13 +198,16 @@ class ClipPromptTrainer(TrainerX):
 
     def load_clip(self, cfg):
         backbone = cfg.MODEL.BACKBONE
+        # A Dassl harness that loads us through dpt_plugin keeps Dassl's own MODEL.BACKBONE.PRETRAINED
+        # (a bool: ImageNet weights for Dassl's backbones); only a string is an open_clip weight tag.
+        pretrained = backbone.PRETRAINED if isinstance(backbone.PRETRAINED, str) else ""
         print(f"Loading CLIP (backbone: {backbone.NAME}{', file: ' + backbone.PATH if backbone.PATH else ''}"
-              f"{', weights: ' + backbone.PRETRAINED if backbone.PRETRAINED else ''})")
+              f"{', weights: ' + pretrained if pretrained else ''})")
         if open_clip_backbone.is_open_clip(backbone.NAME):
-            return open_clip_backbone.load_open_clip(backbone.NAME, backbone.PRETRAINED, backbone.PATH)
-        if backbone.PRETRAINED:
+            return open_clip_backbone.load_open_clip(backbone.NAME, pretrained, backbone.PATH)
+        if pretrained:
             raise UserError(
-                f"MODEL.BACKBONE.PRETRAINED ({backbone.PRETRAINED!r}) selects an open_clip model's weights; "
+                f"MODEL.BACKBONE.PRETRAINED ({pretrained!r}) selects an open_clip model's weights; "
                 f"MODEL.BACKBONE.NAME {backbone.NAME!r} is OpenAI CLIP. Use open_clip:<model> or leave it empty."
             )
         return load_clip_from_cfg(cfg)

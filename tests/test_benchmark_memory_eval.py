@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from tools import benchmark
+from dpt_tools import benchmark
 
 
 def test_benchmark_reports_rss_whole_evaluation_and_threads(tiny_clip_file, capsys):

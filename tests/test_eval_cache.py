@@ -13,8 +13,8 @@ PREC_OPTS = {
 
 
 def build_trainer_from_args(args):
-    import train
     from dassl_compat import build_trainer
+    from dpt_tools import train
 
     return build_trainer(train.setup_cfg(train.build_parser().parse_args(args)))
 

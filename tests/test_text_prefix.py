@@ -97,8 +97,8 @@ def test_full_prompts_when_the_prefix_is_not_shared(options, monkeypatch):
 def test_shared_prefix_option_reaches_every_text_encoder(tmp_path, data_root, tiny_clip_file):
     from conftest import folder_run_args
 
-    import train
     from dassl_compat import build_trainer
+    from dpt_tools import train
 
     for value in (True, False):
         args = folder_run_args(data_root, tiny_clip_file, tmp_path / str(value), trainer="CoCoOp", epochs=1,

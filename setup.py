@@ -28,6 +28,8 @@ setup(
             "dpt-plot=tools.plot_results:main",
             "dpt-check-data=tools.check_data:main",
             "dpt-benchmark=tools.benchmark:main",
+            "dpt-interpret=tools.interpret_prompt:main",
+            "dpt-visualize=tools.visualize:main",
         ]
     },
 )

@@ -14,7 +14,7 @@ import re
 
 import yaml
 
-from dassl_compat import build_trainer, get_cfg_default
+from dassl_compat import build_trainer, get_cfg_default, set_random_seed
 from dassl_compat.errors import UserError
 from trainers.config import extend_cfg
 
@@ -113,6 +113,8 @@ def build_run_trainer(run_dir, root=None, quiet=True):
 
     epoch = last_epoch(run_dir)
     cfg = load_run_config(run_dir, root=root)
+    if cfg.SEED >= 0:  # the run's seed: the same few-shot sample and initialisation as the run
+        set_random_seed(cfg.SEED)
     with contextlib.ExitStack() as stack:
         if quiet:
             stack.enter_context(contextlib.redirect_stdout(io.StringIO()))

@@ -119,7 +119,8 @@ def load_image_files(paths):
 
 
 def draw_figure(path, image, rows, title):
-    """One figure: the image, then one heat map per (label, map [g, g]) in `rows`, side by side."""
+    """One figure: the image, then one heat map per (label, map [g, g]) in `rows`, side by side, on one
+    colour scale (0 to the largest patch weight of the figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,9 +131,10 @@ def draw_figure(path, image, rows, title):
     axes = axes[0]
     axes[0].imshow(pixels)
     axes[0].set_title("image", fontsize=8)
+    vmax = max(float(heat.max()) for _, heat in rows)  # one scale per figure: a flat map looks flat
     for axis, (label, heat) in zip(axes[1:], rows):
         axis.imshow(pixels)
-        axis.imshow(upsample(heat, pixels.shape[:2]), cmap="jet", alpha=0.5)
+        axis.imshow(upsample(heat, pixels.shape[:2]), cmap="jet", alpha=0.5, vmin=0, vmax=vmax)
         axis.set_title(label, fontsize=8)
     for axis in axes:
         axis.axis("off")
@@ -155,9 +157,10 @@ def draw_grid(path, entries):
         pixels = np.asarray(image)
         axes_row[0].imshow(pixels)
         axes_row[0].set_title(title, fontsize=7)
+        vmax = max(float(heat.max()) for _, heat in rows)
         for axis, (label, heat) in zip(axes_row[1:], rows):
             axis.imshow(pixels)
-            axis.imshow(upsample(heat, pixels.shape[:2]), cmap="jet", alpha=0.5)
+            axis.imshow(upsample(heat, pixels.shape[:2]), cmap="jet", alpha=0.5, vmin=0, vmax=vmax)
             axis.set_title(label, fontsize=7)
         for axis in axes_row:
             axis.axis("off")
@@ -184,7 +187,8 @@ def visualize(run_dir, out_dir, split="test", num_images=8, image_files=None, n_
         chosen = np.linspace(0, len(items) - 1, min(num_images, len(items))).round().astype(int)
         items = [items[i] for i in chosen]
         pil_images = load_image_files([item.impath for item in items])
-        names, labels = [item.impath for item in items], [item.label for item in items]
+        names = [f"{osp.basename(osp.dirname(item.impath))}_{osp.basename(item.impath)}" for item in items]
+        labels = [item.label for item in items]
     batch = torch.stack([trainer.dm.tfm_test(image) for image in pil_images]).to(trainer.device)
     traced = trace_attention(model, batch)
     mean = torch.tensor(trainer.cfg.INPUT.PIXEL_MEAN).view(3, 1, 1)

@@ -44,7 +44,7 @@ def token_text(token_id):
 @torch.no_grad()
 def nearest_words(context, token_embedding, topk):
     """For context [M, W] and embeddings [V, W]: (distances [M, topk], token ids [M, topk]), nearest first."""
-    distances = torch.cdist(context, token_embedding)  # [M, V]
+    distances = torch.cdist(context, token_embedding, compute_mode="donot_use_mm_for_euclid_dist")  # [M, V]
     return distances.topk(topk, dim=-1, largest=False)
 
 

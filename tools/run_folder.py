@@ -45,13 +45,16 @@ def read_logged_config(run_dir):
 
 
 def _as_default_type(value, default):
-    """A logged value in the type of its default: yacs prints '' as nothing and tuples as '(...)'."""
-    if value is None and isinstance(default, str):
-        return ""
-    if isinstance(value, str) and isinstance(default, (tuple, list)):
-        return type(default)(ast.literal_eval(value))
-    if isinstance(value, list) and isinstance(default, tuple):
+    """A logged value in the type of its default: yacs prints '' as nothing, tuples as '(...)', and YAML
+    reads floats such as 1e-05 as strings."""
+    if isinstance(default, str):
+        return "" if value is None else str(value)
+    if isinstance(value, str) and not isinstance(default, str):
+        value = ast.literal_eval(value)
+    if isinstance(default, tuple) and isinstance(value, list):
         return tuple(value)
+    if isinstance(default, float) and isinstance(value, int):
+        return float(value)
     return value
 
 

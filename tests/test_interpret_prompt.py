@@ -43,7 +43,8 @@ def test_the_logged_config_reads_back_as_the_runs_config(frozen_context_run):
 def test_runs_without_text_context_or_checkpoint_are_clear_errors(run_train, frozen_context_run, tmp_path, data_root,
                                                                    tiny_clip_file, capsys):
     vpt = tmp_path / "vpt"
-    run_train(folder_run_args(data_root, tiny_clip_file, vpt, trainer="VPT", epochs=1, extra=("TRAINER.VPT.PREC", "fp32")))
+    run_train(folder_run_args(data_root, tiny_clip_file, vpt, trainer="VPT", epochs=1,
+                              extra=("TRAINER.VPT.PREC", "fp32")))
     assert interpret_prompt.main([str(vpt)]) == 1
     assert "no learned text context" in capsys.readouterr().err
 

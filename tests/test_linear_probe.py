@@ -97,7 +97,8 @@ def test_trains_caches_features_and_evaluates_through_train_py(run_train, tmp_pa
         assert stored["features"].shape == (16, 32) and stored["features"].dtype == np.float32
     encoded = []
     encode_files = LinearProbe.encode_files
-    monkeypatch.setattr(LinearProbe, "encode_files", lambda self, paths: encoded.extend(paths) or encode_files(self, paths))
+    monkeypatch.setattr(LinearProbe, "encode_files",
+                        lambda self, paths: encoded.extend(paths) or encode_files(self, paths))
     second = run_train(probe_args(data_root, tiny_clip_file, tmp_path / "seed2", seed=2))
     cached_before = {d.impath for d in trainer.dm.dataset.train_x} | {d.impath for d in trainer.dm.dataset.val}
     new_paths = {d.impath for d in second.dm.dataset.train_x} | {d.impath for d in second.dm.dataset.val}
@@ -124,7 +125,8 @@ def test_beats_zero_shot_on_toy_fog_in_the_demo_table_and_the_plot(tmp_path, cap
     assert demo.main(argv) == 0
     table = capsys.readouterr().out
     assert re.search(r"\| LinearProbe \| toy \| 16 \| [\d.]+ ± 0.00 \| 1 \|", table), table
-    accuracy = {t: run_accuracy(Path(demo.run_folder(output, "toy_fog", t, 16, 1))) for t in ("ZeroshotCLIP", "LinearProbe")}
+    accuracy = {trainer: run_accuracy(Path(demo.run_folder(output, "toy_fog", trainer, 16, 1)))
+                for trainer in ("ZeroshotCLIP", "LinearProbe")}
     assert accuracy["LinearProbe"] >= accuracy["ZeroshotCLIP"] + TOY_MARGIN, accuracy
     _, axes = plot_results.few_shot_figure(Path(output))
     assert "LinearProbe" in {line.get_label() for ax in axes.values() for line in ax.get_lines()}

@@ -105,7 +105,8 @@ def test_bad_inputs_are_clear_errors(run_train, toy_dpt_run, tmp_path, data_root
     assert "is not an image file" in capsys.readouterr().err
 
     vpt = tmp_path / "vpt"
-    run_train(folder_run_args(data_root, tiny_clip_file, vpt, trainer="VPT", epochs=1, extra=("TRAINER.VPT.PREC", "fp32")))
+    run_train(folder_run_args(data_root, tiny_clip_file, vpt, trainer="VPT", epochs=1,
+                              extra=("TRAINER.VPT.PREC", "fp32")))
     assert visualize.main([str(vpt), "--out", str(tmp_path / "f")]) == 1
     assert "no class-aware visual prompts" in capsys.readouterr().err
 

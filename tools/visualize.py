@@ -26,12 +26,15 @@ from tools.run_folder import build_run_trainer
 from trainers.visual import block_attention_weights, run_block_with_prompts
 
 
-def require_class_aware_prompts(model, run_dir):
+def require_class_aware_prompts(trainer, run_dir):
+    """The trainer's model, if it has class-aware visual prompts (else a UserError)."""
+    model = getattr(trainer, "model", None)
     if not hasattr(model, "cavpt") or not hasattr(model, "select_classes"):
         raise UserError(
-            f"The run {run_dir} was trained with {type(model).__name__}, which has no class-aware visual prompts "
+            f"The run {run_dir} was trained with {type(trainer).__name__}, which has no class-aware visual prompts "
             "(CAVPT): there is no class-prompt attention to draw. Pass the run folder of a DPT training run."
         )
+    return model
 
 
 @torch.no_grad()
@@ -177,8 +180,7 @@ def upsample(heat, size):
 def visualize(run_dir, out_dir, split="test", num_images=8, image_files=None, n_classes=3, root=None):
     """Write one PNG per image and grid.png into `out_dir`; returns the paths written."""
     trainer = build_run_trainer(run_dir, root=root)
-    model = trainer.model
-    require_class_aware_prompts(model, run_dir)
+    model = require_class_aware_prompts(trainer, run_dir)
     classnames = trainer.dm.dataset.classnames
     if image_files:
         pil_images, names, labels = load_image_files(image_files), image_files, [None] * len(image_files)

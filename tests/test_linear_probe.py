@@ -7,8 +7,10 @@ error of at most 1.8 points; a margin of 8 points is more than 4 of them, so a p
 zero-shot fails, while the measured gap is 26 points.
 """
 import glob
+import os
 import os.path as osp
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +28,11 @@ TOY_MARGIN = 8.0
 
 
 def probe_args(data_root, clip_file, output_dir, seed=1, shots=4, extra=()):
+    """A LinearProbe run on the conftest's folder dataset; features cached beside `output_dir`."""
+    feature_dir = str(Path(output_dir).parent / "features")
     args = folder_run_args(data_root, clip_file, output_dir, trainer="LinearProbe", epochs=1,
-                           extra=("DATASET.NUM_SHOTS", str(shots), *extra))
+                           extra=("DATASET.NUM_SHOTS", str(shots), "TRAINER.LINEAR_PROBE.FEATURE_DIR", feature_dir,
+                                  *extra))
     args[args.index("--seed") + 1] = str(seed)
     return args
 
@@ -91,7 +96,7 @@ def test_trains_caches_features_and_evaluates_through_train_py(run_train, tmp_pa
     assert [d.impath for d in trainer.dm.dataset.val] == [d.impath for d in coop.dm.dataset.val]
 
     # Plain arrays, keyed by dataset / backbone / split; the test split is encoded once for all runs.
-    caches = sorted(glob.glob(osp.join(data_root, "clip_features", "ImageFolder", "tiny_*.npz")))
+    caches = sorted(glob.glob(osp.join(tmp_path, "features", "ImageFolder", "tiny_*.npz")))
     assert [osp.basename(p).split("_")[1] for p in caches] == ["test", "train", "val"]
     with np.load(caches[0], allow_pickle=False) as stored:
         assert stored["features"].shape == (16, 32) and stored["features"].dtype == np.float32
@@ -130,3 +135,18 @@ def test_beats_zero_shot_on_toy_fog_in_the_demo_table_and_the_plot(tmp_path, cap
     assert accuracy["LinearProbe"] >= accuracy["ZeroshotCLIP"] + TOY_MARGIN, accuracy
     _, axes = plot_results.few_shot_figure(Path(output))
     assert "LinearProbe" in {line.get_label() for ax in axes.values() for line in ax.get_lines()}
+
+
+def test_script_runs_every_seed_in_the_scripts_layout(tmp_path):
+    user_settings = ("DATA", "CLIP_PATH", "SEEDS", "OUTPUT", "NCTX", "CSC", "CTP")
+    env = {k: v for k, v in os.environ.items() if k not in user_settings}
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    run = subprocess.run(["bash", "scripts/linear_probe/main.sh", "toy_fog", "16"], cwd=root, capture_output=True,
+                         text=True, env={**env, "DRY_RUN": "1", "DATA": str(tmp_path), "OUTPUT": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    commands = run.stdout.strip().splitlines()
+    assert len(commands) == 3
+    for seed, command in enumerate(commands, start=1):
+        assert "--trainer LinearProbe " in command and "--config-file configs/trainers/LinearProbe/toy.yaml" in command
+        assert f"--output-dir {tmp_path}/toy_fog/LinearProbe/toy_16shots/seed{seed} " in command  # no variant level
+        assert command.endswith("DATASET.NUM_SHOTS 16")

@@ -20,6 +20,7 @@ the result, fitted on the training sample and kept as a linear head (a plain che
 import hashlib
 import os
 import os.path as osp
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -159,15 +160,19 @@ class LinearProbe(ClipPromptTrainer):
         self.head.requires_grad_(False)
         self.register_model("linear_head", self.head)
 
-    def feature_cache(self, split):
+    @cached_property
+    def feature_fingerprint(self):
+        """12 hex digits hashing the CLIP weights file and the input pipeline that features depend on."""
         cfg = self.cfg
-        backbone = cfg.MODEL.BACKBONE
-        weights = resolve_weights_file(backbone.NAME, backbone.PATH)
+        weights = resolve_weights_file(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH)
         pipeline = repr((cfg.INPUT.SIZE, cfg.INPUT.INTERPOLATION, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD,
                          self.precision))
-        fingerprint = hashlib.sha1(f"{file_digest(weights)} {pipeline}".encode()).hexdigest()[:12]
+        return hashlib.sha1(f"{file_digest(weights)} {pipeline}".encode()).hexdigest()[:12]
+
+    def feature_cache(self, split):
+        cfg = self.cfg
         folder = self.method_cfg.FEATURE_DIR or osp.join(cfg.DATASET.ROOT, "clip_features")
-        name = f"{backbone.NAME.replace('/', '-')}_{split}_{fingerprint}.npz"
+        name = f"{cfg.MODEL.BACKBONE.NAME.replace('/', '-')}_{split}_{self.feature_fingerprint}.npz"
         return FeatureCache(osp.join(folder, cfg.DATASET.NAME, name), self.encode_files)
 
     @torch.no_grad()

@@ -1,5 +1,5 @@
 """dpt-visualize (tools/visualize.py), the attention it reads from CAVPT and the ViT, and whether the
-class-aware prompts of a DPT trained on ToyFog look at the object (toyworld/attention.py).
+class-aware prompts of a DPT trained on ToyFog look at the object (tools/toy_attention.py).
 
 The margin of the object test. The ratio is the label prompt's attention mass on the object's pixels
 divided by the object's share of the image: 1 for a prompt with no preference. Measured on ToyFog's 800
@@ -18,7 +18,7 @@ from conftest import folder_run_args
 from PIL import Image
 
 from tools import demo, visualize
-from toyworld.attention import object_attention_ratios
+from tools.toy_attention import object_attention_ratios
 from trainers.clip_backbone import tiny_clip
 from trainers.dpt import DPTCLIP
 from trainers.visual import block_attention_weights

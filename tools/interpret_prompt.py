@@ -9,6 +9,7 @@ vocabulary tokens at the smallest Euclidean distance, as the CoOp repository's `
 does. A learned vector usually lies far from every word (CoOp, section 4.3): the distances say how far.
 """
 import argparse
+import functools
 import sys
 
 import torch
@@ -17,8 +18,7 @@ from tabulate import tabulate
 from dassl_compat import load_checkpoint
 from dassl_compat.errors import UserError
 from tools.run_folder import checkpoint_files, load_run_config
-from trainers.clip_backbone import load_clip_from_cfg
-from trainers.text import _tokenizer
+from trainers.clip_backbone import clip, load_clip_from_cfg
 
 CONTEXT_KEY = "prompt_learner.ctx"
 
@@ -35,9 +35,15 @@ def learned_context(run_dir):
     )
 
 
+@functools.lru_cache(maxsize=1)
+def _tokenizer():
+    """OpenAI CLIP's BPE tokenizer (its vocabulary is the token-embedding table's rows)."""
+    return clip.simple_tokenizer.SimpleTokenizer()
+
+
 def token_text(token_id):
     """A vocabulary token as text; '</w>' (end of word) is dropped, a word piece keeps a trailing '~'."""
-    token = _tokenizer.decoder[token_id]
+    token = _tokenizer().decoder[token_id]
     return token[: -len("</w>")] if token.endswith("</w>") else token + "~"
 
 

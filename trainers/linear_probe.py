@@ -138,27 +138,40 @@ class FeatureCache:
         os.replace(staging, self.path)  # atomic: a concurrent reader sees the old file or the new one
 
 
+class LinearProbeCLIP(nn.Module):
+    """Frozen CLIP image encoder + a linear head: images [B, 3, H, W] -> {"logits": [B, C]}."""
+
+    def __init__(self, clip_model, num_classes):
+        super().__init__()
+        clip_model.requires_grad_(False)
+        self.clip_model = clip_model
+        self.head = nn.Linear(clip_model.visual.output_dim, num_classes)
+
+    def forward(self, images):
+        return {"logits": self.head(self.clip_model.encode_image(images).float())}
+
+
 @TRAINER_REGISTRY.register()
 class LinearProbe(ClipPromptTrainer):
-    """Linear-probe CLIP (TRAINER.LINEAR_PROBE): `train()` fits the head, saves it and tests it."""
+    """Linear-probe CLIP (TRAINER.LINEAR_PROBE): `train()` fits the head, saves it and tests it.
+
+    The head is registered as `linear_head` without an optimiser: scikit-learn fits it.
+    """
 
     config_node = "LINEAR_PROBE"
 
-    def check_cfg(self, cfg):
-        super().check_cfg(cfg)
-        node = cfg.TRAINER.LINEAR_PROBE
+    def check_method_cfg(self, node):
         if not node.C_GRID or min(node.C_GRID) <= 0 or node.SEARCH_STEPS < 0 or node.MAX_ITER < 1:
             raise UserError(
                 f"TRAINER.LINEAR_PROBE: C_GRID must be positive values, SEARCH_STEPS >= 0 and MAX_ITER >= 1; "
                 f"got {node.C_GRID}, {node.SEARCH_STEPS}, {node.MAX_ITER}"
             )
 
-    def build_model(self):
-        self.clip_model = self.load_clip().to(self.device)
-        self.clip_model.requires_grad_(False)
-        self.head = nn.Linear(self.clip_model.visual.output_dim, self.num_classes).to(self.device)
-        self.head.requires_grad_(False)
-        self.register_model("linear_head", self.head)
+    def build_clip_model(self, clip_model, classnames):
+        return LinearProbeCLIP(clip_model, len(classnames))
+
+    def register_trainable_modules(self):
+        self.register_model("linear_head", self.model.head)
 
     @cached_property
     def feature_fingerprint(self):
@@ -187,7 +200,7 @@ class LinearProbe(ClipPromptTrainer):
                 with Image.open(path) as image:
                     images.append(self.dm.tfm_test(image.convert("RGB")))
             with self.autocast():
-                batch = self.clip_model.encode_image(torch.stack(images).to(self.device))
+                batch = self.model.clip_model.encode_image(torch.stack(images).to(self.device))
             features.append(batch.float().cpu().numpy())
         return np.concatenate(features)
 
@@ -219,7 +232,7 @@ class LinearProbe(ClipPromptTrainer):
             print(f"  C = {tried:.6g}: val accuracy {100 * accuracy:.1f}%")
         print(f"Chosen C = {c:.6g}")
         fitted = linear_head(fit_logistic_regression(*train, c, node.MAX_ITER), self.num_classes)
-        self.head.load_state_dict(fitted.state_dict())
+        self.model.head.load_state_dict(fitted.state_dict())
         self.save_model(0, self.output_dir)
         if not self.cfg.TEST.NO_TEST:
             self.test()
@@ -233,12 +246,9 @@ class LinearProbe(ClipPromptTrainer):
         print(f"Evaluate on the *{split}* set")
         features, labels = self.split_features(split, items)
         self.evaluator.reset()
-        self.head.eval()
+        self.model.eval()
         for start in range(0, len(labels), 1024):
             batch = torch.from_numpy(features[start : start + 1024]).to(self.device)
-            self.evaluator.process(self.head(batch), torch.from_numpy(labels[start : start + 1024]).to(self.device))
+            batch_labels = torch.from_numpy(labels[start : start + 1024]).to(self.device)
+            self.evaluator.process(self.model.head(batch), batch_labels)
         return list(self.evaluator.evaluate().values())[0]
-
-    def model_inference(self, images):
-        with self.autocast():
-            return self.head(self.clip_model.encode_image(images).float())

@@ -1,6 +1,6 @@
 """Do DPT's class-aware prompts look at the object? Measured on a toy test set, whose object pixels are known.
 
-    python -m toyworld.attention output/demo/toy_fog/DPT/toy_16shots/seed1 [--untrained]
+    python -m tools.toy_attention output/demo/toy_fog/DPT/toy_16shots/seed1 [--untrained]
 
 For every test image, the attention of each selected class's prompt over the patches (last
 class-aware block, renormalised over the patches) puts some mass on the object's pixels (each patch's
@@ -21,8 +21,7 @@ import torch
 from dassl_compat.errors import UserError
 from tools.run_folder import build_run_trainer, load_run_config
 from tools.visualize import load_image_files, object_concentration, patch_map, trace_attention
-
-from .benchmarks import TOY_DATASETS, object_mask
+from toyworld.benchmarks import TOY_DATASETS, object_mask
 
 
 def toy_spec_of(cfg):

@@ -182,6 +182,13 @@ class LinearProbe(ClipPromptTrainer):
                          self.precision))
         return hashlib.sha1(f"{file_digest(weights)} {pipeline}".encode()).hexdigest()[:12]
 
+    def model_backward_and_update(self, loss, names=None):
+        """The head has no optimiser (`train()` fits it with scikit-learn): a training step of the
+        skeleton's `forward_backward` only computes the gradients of the cross-entropy."""
+        self.detect_anomaly(loss)
+        self.model.head.zero_grad()
+        loss.backward()
+
     def feature_cache(self, split):
         cfg = self.cfg
         folder = self.method_cfg.FEATURE_DIR or osp.join(cfg.DATASET.ROOT, "clip_features")
@@ -233,7 +240,7 @@ class LinearProbe(ClipPromptTrainer):
         print(f"Chosen C = {c:.6g}")
         fitted = linear_head(fit_logistic_regression(*train, c, node.MAX_ITER), self.num_classes)
         self.model.head.load_state_dict(fitted.state_dict())
-        self.save_model(0, self.output_dir)
+        self.save_model(self.max_epoch - 1, self.output_dir)  # model.pth.tar-<MAX_EPOCH>, what evaluation loads
         if not self.cfg.TEST.NO_TEST:
             self.test()
 

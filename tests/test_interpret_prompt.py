@@ -35,9 +35,13 @@ def test_context_initialised_from_words_reads_back_as_those_words(frozen_context
         assert float(ranks[1][2]) > 0.0
 
 
-def test_the_logged_config_reads_back_as_the_runs_config(frozen_context_run):
+def test_the_recorded_or_logged_config_reads_back_as_the_runs_config(frozen_context_run, tmp_path):
     out, trainer = frozen_context_run
-    assert load_run_config(str(out)).dump() == trainer.cfg.dump()
+    assert load_run_config(str(out)).dump() == trainer.cfg.dump()  # from config.yaml
+    only_log = tmp_path / "only_log"  # a folder of CoOp's train.py, or from before config.yaml
+    only_log.mkdir()
+    shutil.copy(out / "log.txt", only_log / "log.txt")
+    assert load_run_config(str(only_log), output_dir=str(out)).dump() == trainer.cfg.dump()
 
 
 def test_runs_without_text_context_or_checkpoint_are_clear_errors(run_train, frozen_context_run, tmp_path, data_root,
@@ -53,7 +57,7 @@ def test_runs_without_text_context_or_checkpoint_are_clear_errors(run_train, fro
     shutil.copy(frozen_context_run[0] / "log.txt", no_checkpoint / "log.txt")
     assert interpret_prompt.main([str(no_checkpoint)]) == 1
     assert "holds no checkpoint" in capsys.readouterr().err
-    with pytest.raises(UserError, match="no log.txt"):
+    with pytest.raises(UserError, match="is not a train.py run folder"):
         load_run_config(str(tmp_path / "nowhere"))
     with pytest.raises(UserError, match="holds no checkpoint"):
         checkpoint_files(str(tmp_path / "nowhere"))

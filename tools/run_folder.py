@@ -1,7 +1,9 @@
-"""Reading a finished train.py run folder back: its config (from log.txt), its checkpoints, its trainer.
+"""Reading a finished train.py run folder back: its config, its checkpoints, its trainer.
 
-A run folder holds `log.txt` (train.py prints the full config there, as Dassl does) and one folder
-per registered model with `model.pth.tar-<epoch>` checkpoints. The tools that inspect a trained run
+A run folder holds `config.yaml` (the config train.py records, `dassl_compat/lite/run_folder.py`),
+`log.txt` (where train.py also prints the full config, as Dassl does: the only record in folders
+written before `config.yaml` existed, or by CoOp's train.py) and one folder per registered model with
+`model.pth.tar-<epoch>` checkpoints. The tools that inspect a trained run
 (`dpt-interpret`, `dpt-visualize`) rebuild what they need from these two, so they work on any run
 folder that train.py (or CoOp's train.py with our trainers) wrote.
 """
@@ -16,6 +18,7 @@ import yaml
 
 from dassl_compat import build_trainer, get_cfg_default, set_random_seed
 from dassl_compat.errors import UserError
+from dassl_compat.lite.run_folder import CONFIG_FILE
 from trainers.config import extend_cfg
 
 LOG_FILE = "log.txt"
@@ -25,11 +28,15 @@ CHECKPOINT_PATTERN = re.compile(r"^model\.pth\.tar-(\d+)$")
 
 
 def read_logged_config(run_dir):
-    """The config that train.py printed into `<run_dir>/log.txt`, as a nested dict."""
+    """The run's config as a nested dict: its recorded config.yaml, else the config printed in log.txt."""
+    recorded = osp.join(run_dir, CONFIG_FILE)
+    if osp.isfile(recorded):
+        with open(recorded, encoding="utf-8") as file:
+            return yaml.safe_load(file)
     log_path = osp.join(run_dir, LOG_FILE)
     if not osp.isfile(log_path):
         raise UserError(
-            f"{run_dir} is not a train.py run folder: it has no {LOG_FILE}. Pass the folder given to "
+            f"{run_dir} is not a train.py run folder: it has no {CONFIG_FILE} or {LOG_FILE}. Pass the folder given to "
             "train.py as --output-dir (e.g. output/toy_fog/DPT/toy_16shots/nctx16_cscFalse_ctpend/seed1)."
         )
     with open(log_path, encoding="utf-8") as file:

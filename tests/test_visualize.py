@@ -29,7 +29,7 @@ CLASSNAMES = ["Forest", "River", "Highway or Road", "Sea or Lake"]
 @pytest.fixture(scope="module")
 def tiny_dpt():
     torch.manual_seed(0)
-    model = DPTCLIP(tiny_clip(seed=0), CLASSNAMES, "EuroSAT", bottom_limit=2, n_class_prompts=3).eval()
+    model = DPTCLIP(tiny_clip(seed=0), CLASSNAMES, n_class_aware_blocks=1, n_class_prompts=3).eval()
     return model, torch.randn(2, 3, 32, 32)
 
 

@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from dassl_compat.errors import UserError
 from tools.run_folder import build_run_trainer
-from trainers.visual import block_attention_weights, run_block_with_prompts
+from trainers.visual import block_attention_weights
 
 
 def require_class_aware_prompts(trainer, run_dir):
@@ -68,7 +68,7 @@ def trace_attention(model, images):
             cavpt_maps.append(generator.attention_weights(x, selected_text)[..., :n_tokens])  # [B, K, N]
         if index == encoder.depth - 1:
             cls_map = block_attention_weights(block, x, prompts)[:, 0, :n_tokens]  # [B, N]
-        x = run_block_with_prompts(block, x, prompts)
+        x = encoder.run_block(block, x, prompts)
     image_features = encoder.project(x)  # [B, E]
     logits = model.logit_scale.exp() * F.normalize(image_features, dim=-1) @ F.normalize(text_features, dim=-1).t()
     cavpt = torch.stack(cavpt_maps)

@@ -150,3 +150,15 @@ def test_script_runs_every_seed_in_the_scripts_layout(tmp_path):
         assert "--trainer LinearProbe " in command and "--config-file configs/trainers/LinearProbe/toy.yaml" in command
         assert f"--output-dir {tmp_path}/toy_fog/LinearProbe/toy_16shots/seed{seed} " in command  # no variant level
         assert command.endswith("DATASET.NUM_SHOTS 16")
+
+
+@pytest.mark.parametrize("name,backbone", [("vit_b16", "ViT-B/16"), ("vit_b32", "ViT-B/32"), ("rn50", "RN50"),
+                                           ("toy", "ToyCLIP-ViT")])
+def test_configs_merge_and_save_the_head_at_the_epoch_evaluation_loads(name, backbone):
+    from dassl_compat import get_cfg_default
+    from trainers.config import extend_cfg
+
+    cfg = extend_cfg(get_cfg_default())
+    cfg.merge_from_file(osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), "configs", "trainers",
+                                 "LinearProbe", f"{name}.yaml"))
+    assert cfg.MODEL.BACKBONE.NAME == backbone and cfg.OPTIM.MAX_EPOCH == 1

@@ -20,6 +20,7 @@ the result, fitted on the training sample and kept as a linear head (a plain che
 import hashlib
 import os
 import os.path as osp
+import re
 from functools import cached_property
 
 import numpy as np
@@ -30,6 +31,7 @@ from yacs.config import CfgNode as CN
 from dassl_compat import TRAINER_REGISTRY
 from dassl_compat.errors import UserError
 
+from . import open_clip_backbone
 from .base import ClipPromptTrainer
 from .clip_backbone import resolve_weights_file
 
@@ -176,11 +178,17 @@ class LinearProbe(ClipPromptTrainer):
     @cached_property
     def feature_fingerprint(self):
         """12 hex digits hashing the CLIP weights file and the input pipeline that features depend on."""
-        cfg = self.cfg
-        weights = resolve_weights_file(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH)
+        cfg = self.backbone_input_cfg or self.cfg  # an open_clip model's own preprocessing, where it has one
+        backbone = cfg.MODEL.BACKBONE
+        if backbone.PATH:
+            weights = file_digest(backbone.PATH)
+        elif open_clip_backbone.is_open_clip(backbone.NAME):
+            weights = f"{backbone.NAME} {backbone.PRETRAINED}"  # a model folder or a published weight tag
+        else:
+            weights = file_digest(resolve_weights_file(backbone.NAME))
         pipeline = repr((cfg.INPUT.SIZE, cfg.INPUT.INTERPOLATION, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD,
                          self.precision))
-        return hashlib.sha1(f"{file_digest(weights)} {pipeline}".encode()).hexdigest()[:12]
+        return hashlib.sha1(f"{weights} {pipeline}".encode()).hexdigest()[:12]
 
     def model_backward_and_update(self, loss, names=None):
         """The head has no optimiser (`train()` fits it with scikit-learn): a training step of the
@@ -192,7 +200,8 @@ class LinearProbe(ClipPromptTrainer):
     def feature_cache(self, split):
         cfg = self.cfg
         folder = self.method_cfg.FEATURE_DIR or osp.join(cfg.DATASET.ROOT, "clip_features")
-        name = f"{cfg.MODEL.BACKBONE.NAME.replace('/', '-')}_{split}_{self.feature_fingerprint}.npz"
+        backbone = re.sub(r"[^A-Za-z0-9.@-]+", "-", cfg.MODEL.BACKBONE.NAME)
+        name = f"{backbone}_{split}_{self.feature_fingerprint}.npz"
         return FeatureCache(osp.join(folder, cfg.DATASET.NAME, name), self.encode_files)
 
     @torch.no_grad()

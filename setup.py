@@ -44,6 +44,8 @@ setup(
             "dpt-plot=dpt_tools.plot_results:main",
             "dpt-check-data=dpt_tools.check_data:main",
             "dpt-benchmark=dpt_tools.benchmark:main",
+            "dpt-interpret=dpt_tools.interpret_prompt:main",
+            "dpt-visualize=dpt_tools.visualize:main",
         ]
     },
 )

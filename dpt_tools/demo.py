@@ -67,7 +67,7 @@ def build_parser():
     parser.add_argument("--dataset", default="toy_fog", help="dataset config stem (configs/datasets/<stem>.yaml)")
     parser.add_argument("--shots", type=int, default=16, help="training images per class")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--trainers", nargs="+", default=["ZeroshotCLIP", "CoOp", "DPT"])
+    parser.add_argument("--trainers", nargs="+", default=["ZeroshotCLIP", "LinearProbe", "CoOp", "DPT"])
     parser.add_argument("--data", default="data", help="where the toy datasets are (generated there if missing)")
     parser.add_argument("--output", default=osp.join("output", "demo"), help="output root of the runs")
     parser.add_argument("--verbose", action="store_true", help="show every run's log, not one line per run")

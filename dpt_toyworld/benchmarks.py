@@ -27,7 +27,18 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from PIL import Image
 
-from .render import COLOURS, PATTERNS, POSITIONS, SHAPES, SIZES, STYLES, Scene, apply_style, render_scene
+from .render import (
+    COLOURS,
+    PATTERNS,
+    POSITIONS,
+    SHAPES,
+    SIZES,
+    STYLES,
+    Scene,
+    apply_style,
+    render_scene,
+    render_scene_with_mask,
+)
 
 SPLITS = ("train", "val", "test")
 # Images per class in each split: enough for 16-shot training, and 800 test images (16 classes) whose
@@ -99,18 +110,30 @@ def _image_rng(spec, seed, split, class_index, image_index):
     return np.random.default_rng([seed, zlib.crc32(spec.name.encode()), SPLITS.index(split), class_index, image_index])
 
 
+def _image_scene(spec, rng, class_index):
+    """The scene of one image: the class's attributes, the free ones drawn from `rng`."""
+    attributes = dict(zip(spec.class_attributes, spec.class_values[class_index]))
+    for attribute, choices in spec.free_values.items():
+        attributes[attribute] = choices[rng.integers(len(choices))]
+    return Scene(**attributes)
+
+
 def render_split(spec, split, seed=0):
     """Render one split in memory: uint8 images [N, 64, 64, 3] and int labels [N] (class order of spec)."""
     images, labels = [], []
-    for class_index, values in enumerate(spec.class_values):
+    for class_index in range(len(spec.class_values)):
         for image_index in range(spec.counts[split]):
             rng = _image_rng(spec, seed, split, class_index, image_index)
-            attributes = dict(zip(spec.class_attributes, values))
-            for attribute, choices in spec.free_values.items():
-                attributes[attribute] = choices[rng.integers(len(choices))]
-            images.append(apply_style(render_scene(Scene(**attributes), rng), spec.style))
+            images.append(apply_style(render_scene(_image_scene(spec, rng, class_index), rng), spec.style))
             labels.append(class_index)
     return np.stack(images), np.asarray(labels)
+
+
+def object_mask(spec, split, class_index, image_index, seed=0):
+    """The object's pixels in image `image_index` of class `class_index` (file `<split>/<class
+    folder>/<image_index:04d>.png`): float32 [64, 64] in {0, 1}, regenerated from the spec and seed."""
+    rng = _image_rng(spec, seed, split, class_index, image_index)
+    return render_scene_with_mask(_image_scene(spec, rng, class_index), rng)[1]
 
 
 def generation_record(spec, seed):

@@ -169,6 +169,12 @@ def _background(kind, rng, size=IMAGE_SIZE):
 
 def render_scene(scene, rng):
     """Draw `scene` with details from the numpy Generator `rng`: uint8 array [64, 64, 3]."""
+    return render_scene_with_mask(scene, rng)[0]
+
+
+def render_scene_with_mask(scene, rng):
+    """`render_scene`'s image (the same pixels for the same `rng` state) and the object's pixels:
+    (uint8 [64, 64, 3], float32 mask [64, 64] in {0, 1})."""
     background = _background(scene.background, rng)
     radius = rng.uniform(*SIZES[scene.size])
     unit_x, unit_y = POSITIONS[scene.position]
@@ -183,7 +189,7 @@ def render_scene(scene, rng):
     fill = colour * (1 - pattern) + secondary * pattern
 
     image = background * (1 - mask) + fill * mask
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8), mask[..., 0]
 
 
 def apply_style(image, style):

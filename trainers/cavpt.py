@@ -43,17 +43,31 @@ class ClassAwarePromptGenerator(nn.Module):
         self.aux_classifier = nn.Linear(width, n_classes, bias=False)
         self.prompt_norm = nn.LayerNorm(width)
 
-    def forward(self, x, text_features):
-        """x [N, B, D]: the block's input tokens; text_features [B, K, E] of each image's top-K classes.
-
-        Returns prompts [K, B, D] and auxiliary logits [K, B, C].
-        """
+    def queries_keys_values(self, x, text_features):
+        """The attention's inputs: queries [B, K, D], q [B, K, attn_dim], k [B, N + n_extra, attn_dim]
+        and the key/value tokens [B, N + n_extra, D] (the block's input tokens, then the extra ones)."""
         queries = self.text_to_query(text_features)  # [B, K, D]
         tokens = x.detach().permute(1, 0, 2)  # [B, N, D]; no gradient into the image tokens
         extra = self.extra_tokens.to(tokens.dtype).expand(tokens.shape[0], -1, -1)
         key_values = torch.cat([tokens, extra], dim=1)  # [B, N + n_extra, D]
         q = self.query_proj(queries)  # [B, K, attn_dim]
         k = self.key_proj(key_values)  # [B, N + n_extra, attn_dim]
+        return queries, q, k, key_values
+
+    def attention_weights(self, x, text_features):
+        """Where each class's prompt looks: softmax(q k^T / sqrt(attn_dim)) [B, K, N + n_extra].
+
+        Same inputs as `forward`; columns are the block's tokens (CLS, patches) then the extra tokens.
+        """
+        _, q, k, _ = self.queries_keys_values(x, text_features)
+        return torch.softmax(q @ k.transpose(1, 2) / q.shape[-1] ** 0.5, dim=-1)
+
+    def forward(self, x, text_features):
+        """x [N, B, D]: the block's input tokens; text_features [B, K, E] of each image's top-K classes.
+
+        Returns prompts [K, B, D] and auxiliary logits [K, B, C].
+        """
+        queries, q, k, key_values = self.queries_keys_values(x, text_features)
         # softmax(q k^T / sqrt(attn_dim)) applied to the raw tokens; the value projection comes after.
         attended = F.scaled_dot_product_attention(q, k, key_values.to(q.dtype))  # [B, K, D]
         attended = self.value_proj(attended)

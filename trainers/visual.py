@@ -32,6 +32,22 @@ def run_block_with_prompts(block, x, prompts=None, batch_first=False):
     return block(x)[:n_tokens]
 
 
+def block_attention_weights(block, x, prompts=None):
+    """The attention weights of one CLIP residual block on x [N, B, D] (+ prompts, as in
+    `run_block_with_prompts`), averaged over heads: [B, N + P, N + P], rows are queries.
+
+    Recomputes the block's own attention (its `ln_1` and `attn`; ViT blocks have no mask) with the
+    weights returned; row 0 is the CLS token's attention over CLS, the patches and the prompts.
+    """
+    if prompts is not None:
+        if prompts.dim() == 2:
+            prompts = prompts.unsqueeze(1).expand(-1, x.shape[1], -1)
+        x = torch.cat([x, prompts.to(x.dtype)], dim=0)  # [N + P, B, D]
+    normed = block.ln_1(x)
+    _, weights = block.attn(normed, normed, normed, need_weights=True, average_attn_weights=True)
+    return weights
+
+
 class PromptedViT(nn.Module):
     """CLIP's ViT image encoder, run block by block so that prompt tokens can join each block.
 

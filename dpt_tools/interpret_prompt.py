@@ -14,10 +14,10 @@ import sys
 
 import torch
 from tabulate import tabulate
-from tools.run_folder import checkpoint_files, load_run_config
 
 from dassl_compat import load_checkpoint
 from dassl_compat.errors import UserError
+from dpt_tools.run_folder import checkpoint_files, load_run_config
 from trainers.clip_backbone import clip, load_clip_from_cfg
 
 CONTEXT_KEY = "prompt_learner.ctx"

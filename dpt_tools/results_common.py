@@ -1,7 +1,7 @@
 """Reading Dassl/CoOp output trees: result lines in ``log.txt``, run folders, dataset names, seed statistics,
 and the run filters both command lines share.
 
-Shared by ``tools.parse_results`` (tables) and ``tools.plot_results`` (figures). The folder layouts are the
+Shared by ``dpt_tools.parse_results`` (tables) and ``dpt_tools.plot_results`` (figures). The folder layouts are the
 ones of CoOp's scripts (README.md, "Protocols (the scripts)"); the result block is the one Dassl's evaluator prints::
 
     => result

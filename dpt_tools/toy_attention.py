@@ -1,6 +1,6 @@
 """Do DPT's class-aware prompts look at the object? Measured on a toy test set, whose object pixels are known.
 
-    python -m tools.toy_attention output/demo/toy_fog/DPT/toy_16shots/seed1 [--untrained]
+    python -m dpt_tools.toy_attention output/demo/toy_fog/DPT/toy_16shots/seed1 [--untrained]
 
 For every test image, the attention of each selected class's prompt over the patches (last
 class-aware block, renormalised over the patches) puts some mass on the object's pixels (each patch's
@@ -17,10 +17,10 @@ import sys
 
 import numpy as np
 import torch
-from tools.run_folder import build_run_trainer, load_run_config
-from tools.visualize import load_image_files, object_concentration, patch_map, trace_attention
 
 from dassl_compat.errors import UserError
+from dpt_tools.run_folder import build_run_trainer, load_run_config
+from dpt_tools.visualize import load_image_files, object_concentration, patch_map, trace_attention
 from dpt_toyworld.benchmarks import TOY_DATASETS, object_mask
 
 

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
-from tools.run_folder import build_run_trainer
 
 from dassl_compat.errors import UserError
+from dpt_tools.run_folder import build_run_trainer
 from trainers.visual import block_attention_weights
 
 

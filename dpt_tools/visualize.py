@@ -121,6 +121,21 @@ def load_image_files(paths):
     return images
 
 
+def draw_row(axes, image, rows, title, fontsize):
+    """The image in axes[0] (titled `title`), then each (label, map [g, g]) of `rows` overlaid on it, on one
+    colour scale (0 to the row's largest patch weight: a flat map looks flat)."""
+    pixels = np.asarray(image)
+    axes[0].imshow(pixels)
+    axes[0].set_title(title, fontsize=fontsize)
+    vmax = max(float(heat.max()) for _, heat in rows)
+    for axis, (label, heat) in zip(axes[1:], rows):
+        axis.imshow(pixels)
+        axis.imshow(upsample(heat, pixels.shape[:2]), cmap="jet", alpha=0.5, vmin=0, vmax=vmax)
+        axis.set_title(label, fontsize=fontsize)
+    for axis in axes:
+        axis.axis("off")
+
+
 def draw_figure(path, image, rows, title):
     """One figure: the image, then one heat map per (label, map [g, g]) in `rows`, side by side, on one
     colour scale (0 to the largest patch weight of the figure)."""
@@ -129,18 +144,8 @@ def draw_figure(path, image, rows, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pixels = np.asarray(image)
     fig, axes = plt.subplots(1, 1 + len(rows), figsize=(2.2 * (1 + len(rows)), 2.6), squeeze=False)
-    axes = axes[0]
-    axes[0].imshow(pixels)
-    axes[0].set_title("image", fontsize=8)
-    vmax = max(float(heat.max()) for _, heat in rows)  # one scale per figure: a flat map looks flat
-    for axis, (label, heat) in zip(axes[1:], rows):
-        axis.imshow(pixels)
-        axis.imshow(upsample(heat, pixels.shape[:2]), cmap="jet", alpha=0.5, vmin=0, vmax=vmax)
-        axis.set_title(label, fontsize=8)
-    for axis in axes:
-        axis.axis("off")
+    draw_row(axes[0], image, rows, "image", fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
@@ -157,16 +162,7 @@ def draw_grid(path, entries):
     n_cols = 1 + max(len(rows) for _, rows, _ in entries)
     fig, axes = plt.subplots(len(entries), n_cols, figsize=(2.0 * n_cols, 2.1 * len(entries)), squeeze=False)
     for axes_row, (image, rows, title) in zip(axes, entries):
-        pixels = np.asarray(image)
-        axes_row[0].imshow(pixels)
-        axes_row[0].set_title(title, fontsize=7)
-        vmax = max(float(heat.max()) for _, heat in rows)
-        for axis, (label, heat) in zip(axes_row[1:], rows):
-            axis.imshow(pixels)
-            axis.imshow(upsample(heat, pixels.shape[:2]), cmap="jet", alpha=0.5, vmin=0, vmax=vmax)
-            axis.set_title(label, fontsize=7)
-        for axis in axes_row:
-            axis.axis("off")
+        draw_row(axes_row, image, rows, title, fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

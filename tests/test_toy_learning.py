@@ -7,9 +7,9 @@ longer points at them, so zero-shot gets 55% and the tuned prompts 70-79% (READM
 
 The margin. An accuracy measured on these 800 images has a binomial standard error of at most
 sqrt(0.25 / 800) = 1.8 points, and over training seeds 1-3 the tuned accuracies spread by at most
-1.6 points (population std: CoOp 72.6 +- 1.6, DPT 78.2 +- 0.3; README, "Demo"). A margin of 8 points
+1.2 points (population std: CoOp 73.6 +- 1.1, DPT 78.5 +- 1.2; README, "Demo"). A margin of 8 points
 is more than 4 of either, so a tuned model that only matched zero-shot, up to test-set or seed noise,
-fails; the gains measured on seeds 1-3 are 15-19 points (CoOp) and 23 points (DPT).
+fails; the gains measured on seeds 1-3 are 17-20 points (CoOp) and 22-25 points (DPT).
 
 Random weights cannot pass: zero-shot must first beat chance with confidence 1 - 1e-6 (exact
 binomial tail), which a random CLIP does not (tests/test_toyworld.py checks that separately).

@@ -21,27 +21,28 @@ import sys
 TRAINERS = ("VPT", "VLP", "DPT")
 PRIVATE_PACKAGE = "dpt_plugin_trainers"
 TRAINERS_DIR = osp.join(osp.dirname(osp.abspath(__file__)), "trainers")
-DASSL_URL = "https://github.com/KaiyangZhou/Dassl.pytorch"
 
 
-def _require_dassl():
-    """The host's `dassl.engine`, or an ImportError naming what is missing."""
+def _dassl_compat():
+    """`dassl_compat` on the host's Dassl, or an ImportError naming what is missing."""
     try:
-        import dassl.engine
+        import dassl_compat
     except ImportError as err:
+        if not hasattr(err, "missing"):  # not dassl_compat.IncompatibleDasslError
+            raise
         raise ImportError(
-            f"dpt_plugin adds DPT to a Dassl harness, but Dassl cannot be imported ({err}). Install Dassl "
-            f"into this environment ({DASSL_URL}: `pip install -r requirements.txt && python setup.py develop`), "
-            "or run DPT without Dassl through this project's own `dpt-train`."
+            f"dpt_plugin needs dassl.engine.{', dassl.engine.'.join(err.missing)}, which the Dassl at "
+            f"{err.location} ({err.version}) lacks. Install Dassl 0.6.3 or newer from {err.url}."
         ) from err
-    missing = [name for name in ("TRAINER_REGISTRY", "TrainerX", "build_trainer") if not hasattr(dassl.engine, name)]
-    if missing:
-        version = getattr(sys.modules.get("dassl"), "__version__", "unknown version")
+    if dassl_compat.BACKEND != "dassl":
+        reason = (f"Dassl cannot be imported ({dassl_compat.DASSL_IMPORT_ERROR})" if dassl_compat.DASSL_IMPORT_ERROR
+                  else "DASSL_BACKEND=lite is set; unset it in the host harness")
         raise ImportError(
-            f"dpt_plugin needs dassl.engine.{', dassl.engine.'.join(missing)}, which the Dassl at "
-            f"{osp.dirname(dassl.engine.__file__)} ({version}) lacks. Install Dassl 0.6.3 or newer from {DASSL_URL}."
+            f"dpt_plugin adds DPT to a Dassl harness, but {reason}. Install Dassl into this environment "
+            f"({dassl_compat.DASSL_URL}: `pip install -r requirements.txt && python setup.py develop`), "
+            "or run DPT without Dassl through this project's own `dpt-train`."
         )
-    return dassl.engine
+    return dassl_compat
 
 
 CONFIG_MODULES = ("base", "vpt", "vlp", "dpt")  # the modules whose extend_cfg declares the keys these trainers read
@@ -52,14 +53,9 @@ def _load_trainer_modules():
     loaded from this distribution under PRIVATE_PACKAGE without running `trainers/__init__.py` or
     `trainers/config.py` (which import every trainer and our datasets). Whatever they register goes
     into a private registry (our CoOp too); returns (that registry, their extend_cfg functions)."""
-    import dassl_compat
+    dassl_compat = _dassl_compat()
     from dassl_compat import Registry
 
-    if dassl_compat.BACKEND != "dassl":
-        raise ImportError(
-            "dpt_plugin must register into Dassl's TRAINER_REGISTRY, but dassl_compat uses its bundled engine "
-            "(DASSL_BACKEND=lite is set). Unset DASSL_BACKEND in the host harness."
-        )
     if PRIVATE_PACKAGE not in sys.modules:
         spec = importlib.util.spec_from_file_location(
             PRIVATE_PACKAGE, osp.join(TRAINERS_DIR, "__init__.py"), submodule_search_locations=[TRAINERS_DIR]
@@ -94,12 +90,12 @@ def setup(cfg):
     """Register DPT, VLP and VPT in the host's TRAINER_REGISTRY (names it already has are left to it) and
     add their config keys to `cfg` (keys the host defines keep the host's defaults). Safe to call again.
     Returns the names registered by this call."""
-    engine = _require_dassl()
+    host_registry = _dassl_compat().TRAINER_REGISTRY
     ours, extenders = _load_trainer_modules()
     registered = []
     for name in TRAINERS:
-        if name not in engine.TRAINER_REGISTRY.registered_names():
-            engine.TRAINER_REGISTRY.register(ours.get(name))
+        if name not in host_registry.registered_names():
+            host_registry.register(ours.get(name))
             registered.append(name)
     ours_cfg = cfg.clone()
     for extend_cfg in extenders:
@@ -108,4 +104,4 @@ def setup(cfg):
     return registered
 
 
-_require_dassl()
+_dassl_compat()

@@ -10,24 +10,47 @@ bundled ones: Dassl 0.6.3's warmup scheduler passes `verbose` to LRScheduler.__i
 on torch >= 2.7) and its checkpoints pickle objects that `torch.load(weights_only=True)` refuses.
 """
 import os
+import os.path as osp
+import sys
 
 _REQUESTED = os.environ.get("DASSL_BACKEND", "auto").lower()
 if _REQUESTED not in ("auto", "dassl", "lite"):
     raise ValueError(f"DASSL_BACKEND must be 'auto', 'dassl' or 'lite', got {_REQUESTED!r}")
+DASSL_URL = "https://github.com/KaiyangZhou/Dassl.pytorch"
+DASSL_ENGINE_NAMES = ("TRAINER_REGISTRY", "TrainerX", "build_trainer")  # what a usable Dassl engine has
+DASSL_IMPORT_ERROR = None  # why `import dassl` failed when the bundled engine was chosen automatically
+
+
+class IncompatibleDasslError(ImportError):
+    """The installed Dassl lacks engine names this project needs (`missing`, found at `location`)."""
+
+    def __init__(self, missing, location, version):
+        self.missing, self.location, self.version, self.url = missing, location, version, DASSL_URL
+        super().__init__(
+            f"The Dassl at {location} ({version}) lacks dassl.engine.{', dassl.engine.'.join(missing)}. Install "
+            f"Dassl 0.6.3 or newer from {DASSL_URL}, or set DASSL_BACKEND=lite to use the bundled engine."
+        )
 
 
 def _dassl_available():
+    global DASSL_IMPORT_ERROR
     if _REQUESTED == "lite":
         return False
     try:
         import dassl  # noqa: F401
-    except ImportError:
+    except ImportError as err:
         if _REQUESTED == "dassl":
             raise ImportError(
-                "DASSL_BACKEND=dassl but Dassl is not installed. Install it from "
-                "github.com/KaiyangZhou/Dassl.pytorch, or unset DASSL_BACKEND to use the bundled engine."
+                f"DASSL_BACKEND=dassl but Dassl cannot be imported ({err}). Install it from {DASSL_URL}, "
+                "or unset DASSL_BACKEND to use the bundled engine."
             ) from None
+        DASSL_IMPORT_ERROR = err
         return False
+    import dassl.engine  # an installed Dassl whose engine does not import is an error, not a fallback
+    missing = [name for name in DASSL_ENGINE_NAMES if not hasattr(dassl.engine, name)]
+    if missing:
+        version = getattr(sys.modules["dassl"], "__version__", "unknown version")
+        raise IncompatibleDasslError(missing, osp.dirname(dassl.engine.__file__), version)
     return True
 
 

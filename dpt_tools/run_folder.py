@@ -18,7 +18,7 @@ import yaml
 
 from dassl_compat import build_trainer, get_cfg_default, set_random_seed
 from dassl_compat.errors import UserError
-from dassl_compat.lite.run_folder import CONFIG_FILE
+from dassl_compat.lite.run_folder import CONFIG_FILE, read_recorded_config
 from trainers.config import extend_cfg
 
 LOG_FILE = "log.txt"
@@ -29,10 +29,9 @@ CHECKPOINT_PATTERN = re.compile(r"^model\.pth\.tar-(\d+)$")
 
 def read_logged_config(run_dir):
     """The run's config as a nested dict: its recorded config.yaml, else the config printed in log.txt."""
-    recorded = osp.join(run_dir, CONFIG_FILE)
-    if osp.isfile(recorded):
-        with open(recorded, encoding="utf-8") as file:
-            return yaml.safe_load(file)
+    recorded = read_recorded_config(run_dir)
+    if recorded is not None:
+        return recorded
     log_path = osp.join(run_dir, LOG_FILE)
     if not osp.isfile(log_path):
         raise UserError(

@@ -104,13 +104,19 @@ def flat_config(cfg):
     return flatten(yaml.safe_load(cfg.dump()))
 
 
-def recorded_config(directory):
-    """The flat config recorded in `directory`, or None when there is none."""
+def read_recorded_config(directory):
+    """The config recorded in `directory` as a nested dict, or None when there is none."""
     path = osp.join(directory, CONFIG_FILE)
     if not osp.isfile(path):
         return None
-    with open(path) as f:
-        return flatten(yaml.safe_load(f) or {})
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
+
+
+def recorded_config(directory):
+    """The flat config recorded in `directory`, or None when there is none."""
+    recorded = read_recorded_config(directory)
+    return None if recorded is None else flatten(recorded)
 
 
 def differing_options(recorded, cfg):

@@ -99,7 +99,7 @@ class DPTCLIP(VLPCLIP):
             else:
                 prompts, block_aux_logits = self.cavpt[index - n_deep](x, selected_text)  # [K, B, D], [K, B, C]
                 aux_logits.append(block_aux_logits)
-            x = self.image_encoder.run_block(block, x, prompts)
+            x = self.image_encoder.run_block(block, x, prompts, cls_only=index == self.image_encoder.depth - 1)
         outputs = {"aux_logits": torch.stack(aux_logits), "class_indices": class_indices}
         return self.image_encoder.project(x), outputs
 

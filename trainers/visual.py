@@ -8,28 +8,60 @@ positional embedding), the block runs, and the last P tokens are dropped, so eve
 prompts.
 
 The forward reuses CLIP's own modules and weights (`clip_model.visual`, OpenAI's or open_clip's ViT):
-nothing is copied, so the prompted encoder with no prompts computes exactly CLIP's `encode_image`.
+nothing is copied, so the prompted encoder with no prompts computes CLIP's `encode_image` (within fp32
+rounding: the last block computes only the CLS token's output, the one the projection reads).
 Tokens are sequence-first, as in OpenAI's CLIP: x is [N, B, D] with N = 1 + number of patches, D the
 ViT width; open_clip's batch-first blocks get them as [B, N, D] (`PromptedViT.run_block`).
 """
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+from .text import merge_heads, split_heads
 
 
-def run_block_with_prompts(block, x, prompts=None, batch_first=False):
+def run_block_with_prompts(block, x, prompts=None, batch_first=False, cls_only=False):
     """Run one CLIP residual block on x [N, B, D] with prompt tokens appended, then drop them.
 
     prompts: None, [P, D] (shared by the batch) or [P, B, D] (per sample). batch_first: the block
-    takes [B, N, D] (open_clip's). Returns [N, B, D].
+    takes [B, N, D] (open_clip's). cls_only: return only the CLS token's output [1, B, D] (the last
+    block, whose other outputs nothing reads). Returns [N, B, D].
+
+    The prompts' outputs are dropped, so they enter the block only as keys and values
+    (`attend_and_update`): their queries, attention and MLP are not computed. Without prompts and
+    cls_only False, the block is CLIP's own module call.
     """
-    n_tokens = x.shape[0]
+    if prompts is None and not cls_only:
+        if batch_first:
+            return block(x.transpose(0, 1).contiguous()).transpose(0, 1)  # block on [B, N, D]
+        return block(x)
+    tokens = x
     if prompts is not None:
         if prompts.dim() == 2:
             prompts = prompts.unsqueeze(1).expand(-1, x.shape[1], -1)
-        x = torch.cat([x, prompts.to(x.dtype)], dim=0)  # [N + P, B, D]
-    if batch_first:
-        return block(x.transpose(0, 1).contiguous()).transpose(0, 1)[:n_tokens]  # block on [B, N + P, D]
-    return block(x)[:n_tokens]
+        tokens = torch.cat([x, prompts.to(x.dtype)], dim=0)  # [N + P, B, D]
+    return attend_and_update(block, tokens, 1 if cls_only else x.shape[0])
+
+
+def attend_and_update(block, tokens, n_queries):
+    """CLIP's residual block (`x + attn(ln_1 x)`, then `x + mlp(ln_2 x)`, no mask) for the first
+    `n_queries` of `tokens` [T, B, D], attending to all T: returns [n_queries, B, D].
+
+    The same function as the block on all T tokens followed by keeping the first n_queries (within
+    fp32 rounding), with the work of the other T - n_queries tokens reduced to their keys and values.
+    """
+    attn = block.attn
+    width = tokens.shape[-1]
+    weight_q, weight_kv = attn.in_proj_weight.split([width, 2 * width])
+    bias_q, bias_kv = (None, None) if attn.in_proj_bias is None else attn.in_proj_bias.split([width, 2 * width])
+    normed = block.ln_1(tokens).transpose(0, 1)  # [B, T, D]
+    queries = split_heads(F.linear(normed[:, :n_queries], weight_q, bias_q), attn.num_heads)  # [B, H, Q, D / H]
+    keys, values = (split_heads(t, attn.num_heads) for t in F.linear(normed, weight_kv, bias_kv).chunk(2, dim=-1))
+    attended = F.scaled_dot_product_attention(
+        queries, keys, values, dropout_p=attn.dropout if attn.training else 0.0
+    )  # [B, H, Q, D / H]
+    x = tokens[:n_queries] + attn.out_proj(merge_heads(attended)).transpose(0, 1)  # [Q, B, D]
+    return x + block.mlp(block.ln_2(x))
 
 
 def block_attention_weights(block, x, prompts=None):
@@ -52,7 +84,7 @@ class PromptedViT(nn.Module):
     """CLIP's ViT image encoder, run block by block so that prompt tokens can join each block.
 
     Holds a reference to `clip_model.visual` (frozen by the owner); `forward(images)` without prompts
-    equals `clip_model.encode_image(images)`.
+    equals `clip_model.encode_image(images)` within fp32 rounding.
     """
 
     def __init__(self, clip_visual):
@@ -113,12 +145,14 @@ class PromptedViT(nn.Module):
         x = self.embed(images)
         n_prompted = 0 if deep_prompts is None else deep_prompts.shape[0]
         for index, block in enumerate(self.blocks):
-            x = self.run_block(block, x, deep_prompts[index] if index < n_prompted else None)
+            prompts = deep_prompts[index] if index < n_prompted else None
+            x = self.run_block(block, x, prompts, cls_only=index == self.depth - 1)
         return self.project(x)
 
-    def run_block(self, block, x, prompts=None):
-        """`run_block_with_prompts` in this ViT's block layout: x [N, B, D] -> [N, B, D]."""
-        return run_block_with_prompts(block, x, prompts, self.batch_first)
+    def run_block(self, block, x, prompts=None, cls_only=False):
+        """`run_block_with_prompts` in this ViT's block layout: x [N, B, D] -> [N, B, D] ([1, B, D] for
+        cls_only)."""
+        return run_block_with_prompts(block, x, prompts, self.batch_first, cls_only)
 
 
 class DeepVisualPrompts(nn.Module):

@@ -61,10 +61,10 @@ def test_shared_prefix_per_image_equals_full_prompts_for_cocoop():
     torch.testing.assert_close(prefix_path[0], looped, atol=1e-5, rtol=1e-5)
 
 
-def positions_per_block(encoder, encode):
-    """Positions that went through the first block's MLP during `encode()`."""
+def positions_per_block(encoder, encode, block=0):
+    """Positions that went through one block's MLP during `encode()`."""
     counted = []
-    handle = encoder.transformer.resblocks[0].mlp.register_forward_hook(
+    handle = encoder.transformer.resblocks[block].mlp.register_forward_hook(
         lambda module, args, output: counted.append(args[0].shape[:-1].numel()))
     with torch.no_grad():
         encode()
@@ -72,15 +72,21 @@ def positions_per_block(encoder, encode):
     return sum(counted)
 
 
-def test_shared_prefix_encodes_the_prefix_once():
+def test_shared_prefix_encodes_the_prefix_once_and_each_class_up_to_its_eot():
     clip_model = tiny_clip(seed=2)
     learner = PromptLearner(CLASSNAMES, clip_model, n_ctx=16)
     encoder = TextEncoder(clip_model)
     length = learner.token_prefix.shape[1] + 16 + learner.token_suffix.shape[1]  # up to the longest EOT
-    own = learner.token_suffix.shape[1]
-    assert positions_per_block(encoder, lambda: encoder.encode_learned_prompts(learner)) == 17 + len(CLASSNAMES) * own
+    own_lengths = (learner.eot_indices - 17 + 1).tolist()  # each class's name . [EOS]
+    assert len(set(own_lengths)) > 1  # names of several lengths: none is padded to the longest
+
+    def encode():
+        return encoder.encode_learned_prompts(learner)
+
+    assert positions_per_block(encoder, encode) == 17 + sum(own_lengths)
+    assert positions_per_block(encoder, encode, block=-1) == len(CLASSNAMES)  # the last block: the EOT only
     encoder.shared_prefix = False
-    assert positions_per_block(encoder, lambda: encoder.encode_learned_prompts(learner)) == len(CLASSNAMES) * length
+    assert positions_per_block(encoder, encode) == len(CLASSNAMES) * length
 
 
 @pytest.mark.parametrize("options", [dict(csc=True), dict(class_token_position="middle"),

@@ -61,48 +61,62 @@ def merge_heads(x):
     return x.transpose(-3, -2).flatten(-2)
 
 
-def run_shared_prefix_block(block, prefix, suffix):
-    """One CLIP ResidualAttentionBlock on G shared prefixes and their C class suffixes each.
+def run_shared_prefix_block(block, prefix, suffixes, last_position_only=False):
+    """One CLIP ResidualAttentionBlock on G shared prefixes and their classes' own positions.
 
     prefix [G, P, W]: the positions every class shares (causal attention among themselves);
-    suffix [G, C, S, W]: each class's own positions, attending to the P prefix positions of their
-    group and causally to their own. The same function as `run_text_block` on the G * C
-    concatenated sequences [P + S], whose first P positions are the same for every class.
-    Returns (prefix, suffix) after the block.
+    suffixes: groups of classes of one length each, [G, C_i, S_i, W]: each class's own positions,
+    attending to the P prefix positions of their G index and causally to their own. The same function
+    as `run_text_block` on the G * C concatenated sequences [P + S_i], whose first P positions are the
+    same for every class. Returns (prefix, suffixes) after the block.
+
+    last_position_only (the last block): only each class's last position (its EOT) is computed,
+    suffixes [G, C_i, 1, W]; the prefix serves only as keys and values and is returned as None.
     """
     attn = block.attn
-    n_heads, n_cls = attn.num_heads, suffix.shape[1]
+    n_heads = attn.num_heads
     weight_q, weight_k, weight_v = attn.in_proj_weight.chunk(3)
     bias_q, bias_k, bias_v = attn.in_proj_bias.chunk(3)
-    scale = 1.0 / math.sqrt(prefix.shape[-1] // n_heads)
-
     hidden = block.ln_1(prefix)
-    q_p = split_heads(F.linear(hidden, weight_q, bias_q), n_heads)  # [G, H, P, D]
-    k_p = split_heads(F.linear(hidden, weight_k, bias_k), n_heads)
+    k_p = split_heads(F.linear(hidden, weight_k, bias_k), n_heads)  # [G, H, P, D]
     v_p = split_heads(F.linear(hidden, weight_v, bias_v), n_heads)
-    attended = F.scaled_dot_product_attention(q_p, k_p, v_p, is_causal=True)  # [G, H, P, D]
-    prefix = prefix + attn.out_proj(merge_heads(attended))
-    prefix = prefix + block.mlp(block.ln_2(prefix))
+    if last_position_only:
+        prefix = None
+    else:
+        q_p = split_heads(F.linear(hidden, weight_q, bias_q), n_heads)
+        attended = F.scaled_dot_product_attention(q_p, k_p, v_p, is_causal=True)  # [G, H, P, D]
+        prefix = prefix + attn.out_proj(merge_heads(attended))
+        prefix = prefix + block.mlp(block.ln_2(prefix))
 
-    hidden = block.ln_1(suffix)
-    q_s = split_heads(F.linear(hidden, weight_q, bias_q), n_heads) * scale  # [G, C, H, S, D]
-    k_s = split_heads(F.linear(hidden, weight_k, bias_k), n_heads)
-    v_s = split_heads(F.linear(hidden, weight_v, bias_v), n_heads)
-    n_groups, _, _, length, head_dim = q_s.shape
-    # Scores against the prefix: the classes' queries of a group in one matrix product with the
-    # group's prefix keys (no per-class copy of them).
-    q_by_group = q_s.transpose(1, 2).reshape(n_groups, n_heads, n_cls * length, head_dim)  # [G, H, C*S, D]
-    scores_prefix = (q_by_group @ k_p.transpose(-1, -2)).view(n_groups, n_heads, n_cls, length, -1)
-    scores_prefix = scores_prefix.transpose(1, 2)  # [G, C, H, S, P]
-    scores_own = q_s @ k_s.transpose(-1, -2) + causal_mask(length, suffix.device, q_s.dtype)  # [G, C, H, S, S]
-    probs = torch.cat([scores_prefix, scores_own], dim=-1).softmax(dim=-1)  # [G, C, H, S, P + S]
-    probs_prefix, probs_own = probs.split([k_p.shape[-2], length], dim=-1)
-    from_prefix = probs_prefix.transpose(1, 2).reshape(n_groups, n_heads, n_cls * length, -1) @ v_p
-    from_prefix = from_prefix.view(n_groups, n_heads, n_cls, length, head_dim).transpose(1, 2)  # [G, C, H, S, D]
-    attended = from_prefix + probs_own @ v_s  # [G, C, H, S, D]
-    suffix = suffix + attn.out_proj(merge_heads(attended))
-    suffix = suffix + block.mlp(block.ln_2(suffix))
-    return prefix, suffix
+    outputs = []
+    for suffix in suffixes:
+        hidden = block.ln_1(suffix)
+        queries = hidden[..., -1:, :] if last_position_only else hidden
+        q_s = split_heads(F.linear(queries, weight_q, bias_q), n_heads) / math.sqrt(k_p.shape[-1])  # [G, C, H, Q, D]
+        k_s = split_heads(F.linear(hidden, weight_k, bias_k), n_heads)  # [G, C, H, S, D]
+        v_s = split_heads(F.linear(hidden, weight_v, bias_v), n_heads)
+        n_groups, n_cls, _, n_queries, head_dim = q_s.shape
+        # Scores against the prefix: the classes' queries of a G index in one matrix product with its
+        # prefix keys (no per-class copy of them).
+        q_by_group = q_s.transpose(1, 2).reshape(n_groups, n_heads, n_cls * n_queries, head_dim)  # [G, H, C*Q, D]
+        scores_prefix = (q_by_group @ k_p.transpose(-1, -2)).view(n_groups, n_heads, n_cls, n_queries, -1)
+        scores_prefix = scores_prefix.transpose(1, 2)  # [G, C, H, Q, P]
+        scores_own = q_s @ k_s.transpose(-1, -2)  # [G, C, H, Q, S]
+        if not last_position_only:  # the last position sees all S; the others causally
+            scores_own = scores_own + causal_mask(n_queries, suffix.device, q_s.dtype)
+        probs = torch.cat([scores_prefix, scores_own], dim=-1).softmax(dim=-1)  # [G, C, H, Q, P + S]
+        probs_prefix, probs_own = probs.split([k_p.shape[-2], k_s.shape[-2]], dim=-1)
+        from_prefix = probs_prefix.transpose(1, 2).reshape(n_groups, n_heads, n_cls * n_queries, -1) @ v_p
+        from_prefix = from_prefix.view(n_groups, n_heads, n_cls, n_queries, head_dim).transpose(1, 2)
+        attended = from_prefix + probs_own @ v_s  # [G, C, H, Q, D]
+        x = suffix[..., -n_queries:, :] + attn.out_proj(merge_heads(attended))  # [G, C, Q, W]
+        outputs.append(x + block.mlp(block.ln_2(x)))
+    return prefix, outputs
+
+
+def groups_by_length(lengths):
+    """Indices of the entries of `lengths` [C] grouped by value: [(length, indices [C_i]), ...]."""
+    return [(length, (lengths == length).nonzero().squeeze(1)) for length in lengths.unique().tolist()]
 
 
 def encoded_length(tokenized):
@@ -154,19 +168,29 @@ class TextEncoder(nn.Module):
         prefix [G, P, W]: G prefixes (positions 0..P-1), each shared by all C classes;
         suffix [C, S, W]: each class's positions P..P+S-1, the same under every prefix;
         eot_indices [C]: the EOT position of each class's full prompt (>= P).
+        Classes are encoded in groups of equal length, each only up to its own EOT (no padding).
         """
         n_groups, length_prefix, _ = prefix.shape
-        n_cls, length_suffix, _ = suffix.shape
-        position = self.positional_embedding[: length_prefix + length_suffix].to(prefix.dtype)
+        position = self.positional_embedding[: length_prefix + suffix.shape[1]].to(prefix.dtype)
         prefix = prefix + position[:length_prefix]
-        suffix = (suffix.to(prefix.dtype) + position[length_prefix:]).expand(n_groups, -1, -1, -1)  # [G, C, S, W]
+        groups = groups_by_length(eot_indices - length_prefix + 1)
+        suffixes = [
+            (suffix[indices, :length].to(prefix.dtype) + position[length_prefix : length_prefix + length])
+            .expand(n_groups, -1, -1, -1)  # [G, C_i, S_i, W]
+            for length, indices in groups
+        ]
         checkpointing = self.checkpointing(prefix)
-        for block in self.transformer.resblocks:
+        last = len(self.transformer.resblocks) - 1
+        for index, block in enumerate(self.transformer.resblocks):
             if checkpointing:
-                prefix, suffix = checkpoint(run_shared_prefix_block, block, prefix, suffix, use_reentrant=False)
+                prefix, suffixes = checkpoint(
+                    run_shared_prefix_block, block, prefix, suffixes, index == last, use_reentrant=False
+                )
             else:
-                prefix, suffix = run_shared_prefix_block(block, prefix, suffix)
-        eot = suffix[:, torch.arange(n_cls, device=suffix.device), eot_indices - length_prefix]  # [G, C, W]
+                prefix, suffixes = run_shared_prefix_block(block, prefix, suffixes, index == last)
+        eot = torch.cat([s[:, :, -1] for s in suffixes], dim=1)  # [G, C, W], classes in group order
+        order = torch.cat([indices for _, indices in groups])
+        eot = eot[:, torch.argsort(order)]  # classes in their own order
         return self.ln_final(eot) @ self.text_projection
 
     def encode_contexts(self, learner, contexts):

@@ -30,6 +30,7 @@ import io
 import math
 import os
 import os.path as osp
+import re
 import tempfile
 import time
 
@@ -37,9 +38,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dassl_compat.errors import add_debug_argument, exit_on_user_error
+from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
 from trainers import open_clip_backbone
 from trainers.clip_backbone import OPENAI_ARCHITECTURES, load_clip, save_tiny_clip
+
+WORDNET_ID = re.compile(r"^n\d{8}\s+")  # CoOp's ImageNet classnames.txt: "n01440764 tench"
 
 DEFAULT_CONFIGS = {
     "ZeroshotCLIP": "CoOp/vit_b16",
@@ -65,7 +68,12 @@ def build_parser():
         f"(one of {', '.join(OPENAI_ARCHITECTURES)}, or any open_clip:<model>); speed and memory do not depend "
         "on the weight values",
     )
-    parser.add_argument("--classes", type=int, default=100, help="number of classes C")
+    parser.add_argument("--classes", type=int, default=100, help="number of classes C (synthetic names 'class <i>')")
+    parser.add_argument(
+        "--classnames", default="",
+        help="a file of class names, one per line (or CoOp's classnames.txt lines 'n01440764 tench'); C is their "
+        "number. The text side's cost depends on the names' token lengths: benchmark a dataset with its own names",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after 2 untimed ones)")
     parser.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "amp", "bf16"])
@@ -78,13 +86,35 @@ def build_parser():
     return parser
 
 
-def write_class_folder(root, classes):
-    """`root/bench/{train,test}/class_<i>/0.png`: one 8-px image per class, only to build the trainers
+def read_classnames(path):
+    """Class names from a file, one per line; a leading WordNet id (`n01440764 tench`) is dropped."""
+    if not osp.isfile(path):
+        raise UserError(f"--classnames {path}: no such file. Give a text file with one class name per line.")
+    with open(path, encoding="utf-8") as lines:
+        names = [WORDNET_ID.sub("", line.strip(), count=1) for line in lines if line.strip()]
+    if not names:
+        raise UserError(f"--classnames {path}: the file has no class names (one per line).")
+    return names
+
+
+def class_folder_names(classnames):
+    """Folder names whose class names (`_` -> space) are `classnames`, made unique and path-safe."""
+    folders = []
+    for name in classnames:
+        folder = name.replace(" ", "_").replace(os.sep, "-")
+        while folder in folders:  # a name listed twice (ImageNet has two "missile" classes)
+            folder += "_"
+        folders.append(folder)
+    return folders
+
+
+def write_class_folder(root, classnames):
+    """`root/bench/{train,test}/<name>/0.png`: one 8-px image per class, only to build the trainers
     (their class names and data loaders); the timed batches are random tensors of the input size."""
     rng = np.random.default_rng(0)
     for split in ("train", "test"):
-        for label in range(classes):
-            folder = osp.join(root, "bench", split, f"class_{label}")
+        for name in class_folder_names(classnames):
+            folder = osp.join(root, "bench", split, name)
             os.makedirs(folder, exist_ok=True)
             Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(osp.join(folder, "0.png"))
 
@@ -257,6 +287,8 @@ def run_benchmarks(args):
     open_clip = open_clip_backbone.is_open_clip(args.backbone)
     if args.threads:
         torch.set_num_threads(args.threads)
+    classnames = read_classnames(args.classnames) if args.classnames else [f"class {i}" for i in range(args.classes)]
+    args.classes = len(classnames)
     weights = ", random weights" if args.random_weights else ""
     print(f"{args.backbone}{weights}, C = {args.classes}, batch {args.batch_size}, {args.precision}, {args.device}, "
           f"{torch.get_num_threads()} threads")
@@ -272,7 +304,7 @@ def run_benchmarks(args):
             input_size = open_clip_backbone.preprocess_settings(model)["SIZE"][0]
         else:
             input_size = load_clip(args.backbone, args.path).visual.input_resolution
-        write_class_folder(data_root, args.classes)
+        write_class_folder(data_root, classnames)
         for name in args.trainers:
             try:
                 rows.append(benchmark(build(name, args, data_root, input_size), args, input_size))

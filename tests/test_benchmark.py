@@ -61,3 +61,22 @@ def test_a_trainer_out_of_cuda_memory_is_reported_and_the_others_run(tiny_clip_f
                            "--device", "cpu"])
     assert rows[0] == {"trainer": "CoCoOp", "out_of_memory": True} and rows[1]["eval_img_s"] > 0
     assert "| CoCoOp | - | out of memory | - | - | - | - | - |" in capsys.readouterr().out
+
+
+def test_classnames_file_sets_the_classes_and_their_names(tiny_clip_file, tmp_path, monkeypatch, capsys):
+    """--classnames: CoOp's classnames.txt lines or plain names; a name listed twice and one with a path
+    separator still give one class each, named as in the file."""
+    names_file = tmp_path / "classnames.txt"
+    names_file.write_text("n01440764 tench\nn01443537 goldfish\n\nmissile\nmissile\nbaluster / handrail\n")
+    built = []
+    build = benchmark.build
+    monkeypatch.setattr(benchmark, "build", lambda *args: built.append(build(*args)) or built[-1])
+    rows = benchmark.main(["--backbone", "tiny", "--path", tiny_clip_file, "--trainers", "CoOp", "--classnames",
+                           str(names_file), "--batch-size", "2", "--steps", "1", "--precision", "fp32",
+                           "--device", "cpu"])
+    assert rows[0]["train_img_s"] > 0 and "C = 5," in capsys.readouterr().out
+    assert sorted(built[0].dm.dataset.classnames) == sorted(
+        ["tench", "goldfish", "missile", "missile ", "baluster - handrail"])
+    with pytest.raises(SystemExit) as missing:
+        benchmark.main(["--backbone", "tiny", "--path", tiny_clip_file, "--classnames", str(tmp_path / "no.txt")])
+    assert missing.value.code == 2

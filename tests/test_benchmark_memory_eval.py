@@ -31,7 +31,7 @@ def test_benchmark_reports_rss_whole_evaluation_and_threads(tiny_clip_file, caps
 def test_whole_evaluation_encodes_the_text_once_and_runs_every_batch(tiny_clip_file, tmp_path):
     args = benchmark.build_parser().parse_args(["--backbone", "tiny", "--path", tiny_clip_file, "--classes", "4",
                                                 "--precision", "fp32", "--device", "cpu"])
-    benchmark.write_class_folder(str(tmp_path), 4)
+    benchmark.write_class_folder(str(tmp_path), [f"class {i}" for i in range(4)])
     trainer = benchmark.build("CoOp", args, str(tmp_path), 32)
     encodings, batches = [], []
     trainer.model.text_encoder.ln_final.register_forward_hook(lambda *_: encodings.append(1))

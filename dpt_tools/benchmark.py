@@ -24,10 +24,8 @@ open_clip builds it without weights and it is saved as a temporary local-dir mod
 """
 import argparse
 import contextlib
-import ctypes
 import gc
 import io
-import math
 import os
 import os.path as osp
 import re
@@ -39,6 +37,7 @@ import torch
 from PIL import Image
 
 from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
+from dpt_tools.measure import PeakRSS, evaluate
 from trainers import open_clip_backbone
 from trainers.clip_backbone import OPENAI_ARCHITECTURES, load_clip, save_tiny_clip
 
@@ -166,53 +165,11 @@ def peak_mib(device):
     return torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
 
 
-def rss_kib(field):
-    """VmRSS (now) or VmHWM (peak since the last reset) of this process in KiB; None off Linux."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-class PeakRSS:
-    """The peak RSS above the level at `start()`, in MiB (None where /proc cannot reset the peak)."""
-
-    def start(self):
-        gc.collect()
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").malloc_trim(0)  # give freed memory back, so the start level is real
-        try:
-            with open("/proc/self/clear_refs", "w") as clear_refs:
-                clear_refs.write("5")  # resets VmHWM to the current RSS
-        except OSError:
-            self.baseline = None
-            return
-        self.baseline = rss_kib("VmRSS")
-
-    def mib(self):
-        peak = rss_kib("VmHWM")
-        if self.baseline is None or peak is None:
-            return None
-        return max(peak - self.baseline, 0) / 1024
-
-
 def reset_peak(device, rss):
     if device == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     rss.start()
-
-
-def evaluate(trainer, images, n_images):
-    """A whole evaluation as test() runs it: eval mode (text features cached afresh), ceil(N / B) batches."""
-    trainer.set_model_mode("eval")
-    with torch.no_grad():
-        for _ in range(math.ceil(n_images / images.shape[0])):
-            trainer.model_inference(images)
 
 
 def benchmark(trainer, args, input_size):

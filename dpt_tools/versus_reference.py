@@ -1,0 +1,138 @@
+"""Speed and memory side by side with the authors' code, at the same configuration, in one run.
+
+    python -m dpt_tools.versus_reference --dpt-repo ../DPT --coop-repo ../CoOp --dassl-repo ../Dassl.pytorch \
+        --methods DPT CoOp CoCoOp --backbone ViT-B/32 --classes 100 --batch-size 4 --threads 1
+
+Their code is not part of this project: clone github.com/fanrena/DPT (their DPT), github.com/KaiyangZhou/CoOp
+(their CoOp and CoCoOp) and github.com/KaiyangZhou/Dassl.pytorch (their engine) and give the paths; Dassl's
+own requirements must be importable in this environment. Our side needs nothing else.
+
+For each method, each side runs in a fresh process (`versus_reference_side`), one after the other, on the
+same randomly initialised CLIP of --backbone's OpenAI architecture, in fp32 on the CPU: their `build_model`,
+`forward_backward` and `model_inference` (their trainer built without its data loaders; their Dassl warmup
+scheduler, which fails on current torch, replaced by a plain one, off the timed path), and the same calls on
+the trainers that `dpt-benchmark` builds from the shipped configs. Classes are named `class number <i>` on
+both sides. Reported, as medians of --repeats calls after one warm-up: a training step; one evaluation
+batch as test() runs it ("first": eval mode entered, our text features computed once) and a later batch
+(ours cached, theirs computed again); then one whole evaluation of --eval-images images; the resident
+memory a training step adds and the process's peak (Linux). Then the ratios. A benchmark, not a test: the
+numbers depend on the machine and on what else runs on it (one thread per process on a loaded machine).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import tempfile
+
+from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
+from dpt_tools.versus_reference_side import THEIR_TRAINERS
+from trainers.clip_backbone import OPENAI_ARCHITECTURES, save_tiny_clip
+
+# repository option -> (the authors' repository, a file every clone of it has)
+REPOSITORIES = {
+    "dpt_repo": ("https://github.com/fanrena/DPT", "trainers/DPT.py"),
+    "coop_repo": ("https://github.com/KaiyangZhou/CoOp", "trainers/coop.py"),
+    "dassl_repo": ("https://github.com/KaiyangZhou/Dassl.pytorch", "dassl/config/__init__.py"),
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", nargs="+", default=list(THEIR_TRAINERS), choices=list(THEIR_TRAINERS))
+    parser.add_argument("--dpt-repo", default="", help="a clone of github.com/fanrena/DPT (for DPT)")
+    parser.add_argument("--coop-repo", default="", help="a clone of github.com/KaiyangZhou/CoOp (CoOp, CoCoOp)")
+    parser.add_argument("--dassl-repo", default="", help="a clone of github.com/KaiyangZhou/Dassl.pytorch")
+    parser.add_argument("--backbone", default="ViT-B/32", choices=[n for n in OPENAI_ARCHITECTURES if "ViT" in n])
+    parser.add_argument("--classes", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (after one warm-up)")
+    parser.add_argument("--eval-images", type=int, default=20, help="images of the whole evaluation")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of each side's process")
+    add_debug_argument(parser)
+    return parser
+
+
+def check_repositories(args):
+    """A UserError naming each clone that the chosen methods need and that is not there."""
+    needed = sorted({"dassl_repo"} | {THEIR_TRAINERS[method][0] for method in args.methods})
+    missing = [flag for flag in needed
+               if not getattr(args, flag) or not osp.isfile(osp.join(getattr(args, flag), REPOSITORIES[flag][1]))]
+    if missing:
+        clones = "; ".join(f"--{flag.replace('_', '-')}: git clone {REPOSITORIES[flag][0]}" for flag in missing)
+        raise UserError(
+            f"The authors' code is not part of this project: clone it and give each clone's path ({clones})."
+        )
+
+
+def side_row(args, side, method, weights):
+    """Run one side of one method in a fresh process; its row (a dict)."""
+    command = [
+        sys.executable, "-m", "dpt_tools.versus_reference_side", side, method, "--weights", weights,
+        "--backbone", args.backbone, "--input-size", str(OPENAI_ARCHITECTURES[args.backbone]["image_resolution"]),
+        "--classes", str(args.classes), "--batch-size", str(args.batch_size), "--repeats", str(args.repeats),
+        "--eval-images", str(args.eval_images), "--dpt-repo", osp.abspath(args.dpt_repo),
+        "--coop-repo", osp.abspath(args.coop_repo), "--dassl-repo", osp.abspath(args.dassl_repo),
+    ]
+    threads = str(args.threads)
+    environment = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    done = subprocess.run(command, capture_output=True, text=True, env=environment)
+    if done.returncode != 0:
+        raise UserError(f"The {side} side of {method} failed (exit status {done.returncode}):\n"
+                        f"{done.stderr.strip()[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def table_header(args):
+    return [
+        f"{args.backbone}, random weights, C = {args.classes}, batch {args.batch_size}, fp32, cpu, "
+        f"{args.threads} threads per process, medians of {args.repeats}",
+        "| method | side | training step, s | one evaluation batch, s: first / later | "
+        f"evaluation of {args.eval_images} images, s | training step, RSS added / process peak, MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+
+
+def format_rows(method, theirs, ours):
+    """Three markdown rows: theirs, ours, and how much faster and lighter ours is."""
+    def seconds(row):
+        return f"{row['train_s']:.3g} | {row['eval_first_s']:.3g} / {row['eval_later_s']:.3g} | {row['eval_set_s']:.3g}"
+
+    def memory(row):
+        return "n/a (no /proc)" if row["train_rss_mib"] is None else \
+            f"{row['train_rss_mib']:,.0f} / {row['peak_rss_mib']:,.0f}"
+
+    def faster(key):
+        return f"{theirs[key] / ours[key]:.1f}x"
+
+    def memory_ratio(key):
+        return f"{ours[key] / theirs[key]:.2f}x"
+
+    lighter = "n/a (no /proc)" if not theirs["train_rss_mib"] else \
+        f"{memory_ratio('train_rss_mib')} / {memory_ratio('peak_rss_mib')}"
+    return [
+        f"| {method} | authors | {seconds(theirs)} | {memory(theirs)} |",
+        f"| {method} | ours | {seconds(ours)} | {memory(ours)} |",
+        f"| {method} | ours: faster / memory | {faster('train_s')} | {faster('eval_first_s')} / "
+        f"{faster('eval_later_s')} | {faster('eval_set_s')} | {lighter} |",
+    ]
+
+
+def main(argv=None):
+    """Print the table, three rows per method as soon as both sides are measured; returns the rows."""
+    args = build_parser().parse_args(argv)
+    with exit_on_user_error(args.debug):
+        check_repositories(args)
+        print("\n".join(table_header(args)), flush=True)
+        rows = {}
+        with tempfile.TemporaryDirectory() as folder:
+            weights = save_tiny_clip(osp.join(folder, "random_clip.pt"), **OPENAI_ARCHITECTURES[args.backbone])
+            for method in args.methods:
+                rows[method] = {side: side_row(args, side, method, weights) for side in ("theirs", "ours")}
+                print("\n".join(format_rows(method, rows[method]["theirs"], rows[method]["ours"])), flush=True)
+        return rows
+
+
+if __name__ == "__main__":
+    main()

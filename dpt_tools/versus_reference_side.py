@@ -1,0 +1,142 @@
+"""One side of `versus_reference`, in its own process: build the authors' trainer or ours, measure it and
+print one JSON line. Started by `python -m dpt_tools.versus_reference`, not by hand.
+
+The authors' side must not see our modules: their code imports `trainers`, `clip` and `dassl` from their
+clones, names that ours share. So this module imports only torch and `dpt_tools.measure` at the top, and
+our trainers only on our side.
+"""
+import argparse
+import contextlib
+import importlib
+import io
+import json
+import statistics
+import sys
+import tempfile
+import time
+import types
+from collections import OrderedDict
+
+import torch
+
+from dpt_tools.measure import PeakRSS, evaluate, rss_kib
+
+# method -> (repository, their module under trainers/, their class)
+THEIR_TRAINERS = {
+    "DPT": ("dpt_repo", "DPT", "DPT"),
+    "CoOp": ("coop_repo", "coop", "CoOp"),
+    "CoCoOp": ("coop_repo", "cocoop", "CoCoOp"),
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("side", choices=["ours", "theirs"])
+    parser.add_argument("method", choices=list(THEIR_TRAINERS))
+    parser.add_argument("--weights", required=True, help="an OpenAI CLIP state dict (ViT)")
+    parser.add_argument("--backbone", required=True, help="its architecture's name, e.g. ViT-B/32")
+    parser.add_argument("--input-size", type=int, required=True)
+    parser.add_argument("--classes", type=int, required=True)
+    parser.add_argument("--batch-size", type=int, required=True)
+    parser.add_argument("--repeats", type=int, required=True)
+    parser.add_argument("--eval-images", type=int, required=True)
+    parser.add_argument("--dpt-repo", default="")
+    parser.add_argument("--coop-repo", default="")
+    parser.add_argument("--dassl-repo", default="")
+    return parser
+
+
+def classnames(n_classes):
+    return [f"class number {i}" for i in range(n_classes)]
+
+
+def their_trainer(args):
+    """The authors' trainer of args.method, built by their own build_model on the weights file."""
+    repo_flag, module_name, class_name = THEIR_TRAINERS[args.method]
+    sys.path[:0] = [getattr(args, repo_flag), args.dassl_repo]
+    from dassl.config import get_cfg_default
+    from yacs.config import CfgNode
+
+    module = importlib.import_module(f"trainers.{module_name}")
+    their_clip = importlib.import_module("clip.clip")
+    cfg = get_cfg_default()
+    # Their configuration keys, at the values of their scripts (those of our shipped configs).
+    cfg.TRAINER.COOP = CfgNode(dict(N_CTX=16, CSC=False, CTX_INIT="", PREC="fp32", CLASS_TOKEN_POSITION="end"))
+    cfg.TRAINER.COCOOP = CfgNode(dict(N_CTX=4, CTX_INIT="a photo of a", PREC="fp32"))
+    cfg.TRAINER.VPT = CfgNode(dict(N_CTX=10, LN=False))
+    cfg.TRAINER.SELECTED_COVPT = CfgNode(dict(CPN=10))
+    cfg.TRAINER.TOPDOWN_SECOVPT = CfgNode(dict(BOTTOMLIMIT=12, LR=0.01))
+    cfg.PRETRAIN = CfgNode(dict(C=30))
+    cfg.TRAINER.ALPHA = 0.3
+    cfg.DATASET.NAME = "EuroSAT"  # their zero-shot template comes from the dataset's name
+    cfg.INPUT.SIZE = (args.input_size, args.input_size)
+    cfg.OPTIM.NAME, cfg.OPTIM.LR, cfg.OPTIM.MAX_EPOCH = "sgd", 0.002, 10
+    state_dict = torch.load(args.weights, weights_only=True)
+    module.load_clip_to_cpu = lambda cfg: their_clip.build_model(dict(state_dict))
+    # Dassl's warmup scheduler fails on current torch; the scheduler is not on the timed path.
+    module.build_lr_scheduler = lambda optim, cfg: torch.optim.lr_scheduler.StepLR(optim, 10)
+    cls = getattr(module, class_name)
+    trainer = cls.__new__(cls)  # without TrainerX.__init__, which builds the data loaders
+    trainer._models, trainer._optims, trainer._scheds = OrderedDict(), OrderedDict(), OrderedDict()
+    trainer._writer = None
+    trainer.cfg, trainer.num_classes, trainer.device = cfg, args.classes, torch.device("cpu")
+    trainer.dm = types.SimpleNamespace(
+        dataset=types.SimpleNamespace(classnames=classnames(args.classes)), num_classes=args.classes
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        trainer.build_model()
+    trainer.model.float()  # fp32 throughout (their DPT builds its class-aware prompt generator in fp16)
+    return trainer
+
+
+def our_trainer(args, data_root):
+    """Our trainer of args.method as `dpt-benchmark` builds it (shipped config, fp32, CPU)."""
+    from dpt_tools import benchmark
+
+    options = benchmark.build_parser().parse_args(
+        ["--backbone", args.backbone, "--path", args.weights, "--precision", "fp32", "--device", "cpu"])
+    benchmark.write_class_folder(data_root, classnames(args.classes))
+    return benchmark.build(args.method, options, data_root, args.input_size)
+
+
+def median_seconds(fn, repeats):
+    """Median seconds of `repeats` calls of fn(), after one untimed call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(trainer, args):
+    """One side's row: seconds and MiB (see `versus_reference`)."""
+    images = torch.randn(args.batch_size, 3, args.input_size, args.input_size)
+    batch = {"img": images, "label": torch.randint(0, args.classes, (args.batch_size,))}
+    trainer.epoch, trainer.batch_idx, trainer.num_batches = 0, 0, 10**9  # no end-of-epoch scheduler step
+    rss = PeakRSS()
+    trainer.set_model_mode("train")
+    rss.start()
+    row = {"train_s": median_seconds(lambda: trainer.forward_backward(batch), args.repeats)}
+    row.update(train_rss_mib=rss.mib(), peak_rss_mib=rss_kib("VmHWM") / 1024)
+    row["eval_first_s"] = median_seconds(lambda: evaluate(trainer, images, args.batch_size), args.repeats)
+    trainer.set_model_mode("eval")
+    with torch.no_grad():
+        row["eval_later_s"] = median_seconds(lambda: trainer.model_inference(images), args.repeats)
+    start = time.perf_counter()
+    evaluate(trainer, images, args.eval_images)
+    row["eval_set_s"] = time.perf_counter() - start
+    return row
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as data_root:
+        trainer = their_trainer(args) if args.side == "theirs" else our_trainer(args, data_root)
+        print(json.dumps(measure(trainer, args)))
+
+
+if __name__ == "__main__":
+    main()

@@ -5,7 +5,8 @@ Speed (both exact): under CLIP's causal mask a position's hidden state depends o
 before it. So prompts are encoded only up to the longest prompt's EOT instead of all 77 positions;
 and when every class's prompt starts with the same `[SOS] ctx_1..ctx_M` (a shared context, class
 token at the end), that prefix is encoded once and only each class's own positions (`name . [EOS]`)
-are encoded per class, attending to the prefix's keys and values (`encode_with_shared_prefix`).
+are encoded per class, attending to the prefix's keys and values (`encode_with_shared_prefix`), each
+class only up to its own EOT (classes of one length together) and, in the last block, only the EOT.
 """
 import math
 

@@ -12,6 +12,7 @@ from PIL import Image
 from tabulate import tabulate
 from torch.utils.data import Dataset as TorchDataset
 
+from ..errors import UserError
 from .registry import Registry
 from .transforms import INTERPOLATION_MODES, build_transform
 
@@ -160,11 +161,19 @@ class DatasetBase:
 
 
 def read_image(path):
-    """Open an image as RGB, with an error that names the file when it is missing."""
+    """Open an image as RGB, with an error that names the file when it is missing or cannot be decoded
+    (the header check before training does not decode whole images: a truncated JPEG body shows here)."""
     if not osp.exists(path):
         raise FileNotFoundError(f"Image file not found: {path}")
-    with Image.open(path) as img:
-        return img.convert("RGB")
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as error:
+        raise UserError(
+            f"Image file {path} cannot be decoded ({error}): it is truncated or damaged. Replace it with a good "
+            "copy (extract or download the dataset again) and run the same command: it resumes from its last "
+            "saved epoch."
+        ) from error
 
 
 class DatasetWrapper(TorchDataset):

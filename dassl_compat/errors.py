@@ -12,6 +12,7 @@ with no errno). Bugs keep their traceback.
 import contextlib
 import errno
 import os
+import re
 import shutil
 import sys
 import traceback
@@ -96,5 +97,15 @@ def exit_on_user_error(debug=False, output_folder=""):
         if debug_requested(debug):
             traceback.print_exc()
         hint = "" if debug_requested(debug) else f" (--debug or {DEBUG_ENV}=1 shows the traceback)"
-        print(f"Error: {error}{hint}", file=sys.stderr)
-        raise ReportedUserError(str(error)) from None
+        message = message_of(error)
+        print(f"Error: {message}{hint}", file=sys.stderr)
+        raise ReportedUserError(message) from None
+
+
+def message_of(error):
+    """A UserError's message. One raised in a DataLoader worker process reaches the main process wrapped
+    in the worker's traceback ("Caught UserError in DataLoader worker process 0. Original Traceback ...
+    UserError: <message>"): the message is its last line."""
+    text = str(error)
+    wrapped = re.match(r"Caught \w+ in DataLoader worker process \d+\.\s.*^[\w.]*Error: (.*)\Z", text, re.S | re.M)
+    return wrapped.group(1).strip() if wrapped else text

@@ -244,15 +244,16 @@ def corrupt_few_shot_image(c):
     return c.args(data=c.data, extra=("DATASET.NUM_SHOTS", "2"))
 
 
-def truncated_jpeg_test_images(c):
+def truncated_jpeg_test_images(c, workers=0):
     """JPEG files cut in their scan data: the header check before training passes, decoding fails when
-    the test set is evaluated after training (a fresh output folder)."""
+    the test set is evaluated after training (a fresh output folder), in a data-loader worker or not."""
     encoded = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(encoded, "JPEG")
     for name in os.listdir(c.colours("test", "green_square")):
         with open(c.colours("test", "green_square", name), "wb") as file:
             file.write(encoded.getvalue()[: len(encoded.getvalue()) * 2 // 3])
-    return folder_run_args(c.data, c.clip_file, c.tmp_path / "fresh_out", epochs=1)
+    return folder_run_args(c.data, c.clip_file, c.tmp_path / "fresh_out", epochs=1,
+                           extra=("DATALOADER.NUM_WORKERS", str(workers)))
 
 
 def split_file(c, text):
@@ -292,6 +293,10 @@ TRAIN_CASES.update({
     "truncated JPEG is named when training decodes it": (
         truncated_jpeg_test_images,
         [r"Image file .*green_square/\d\.png cannot be decoded", "truncated or damaged", "run the same command"],
+    ),
+    "truncated JPEG decoded in a data-loader worker: the message, not the worker's traceback": (
+        lambda c: truncated_jpeg_test_images(c, workers=1),
+        [r"(?m)^Error: Image file .*green_square/\d\.png cannot be decoded", "run the same command"],
     ),
     "malformed split JSON names its path": (
         lambda c: split_file(c, '{"train": [["red_disk/0.png", 0, "red disk"]'),

@@ -9,16 +9,16 @@ vocabulary tokens at the smallest Euclidean distance, as the CoOp repository's `
 does. A learned vector usually lies far from every word (CoOp, section 4.3): the distances say how far.
 """
 import argparse
-import functools
 import sys
 
 import torch
 from tabulate import tabulate
 
 from dassl_compat import load_checkpoint
-from dassl_compat.errors import UserError
+from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
 from dpt_tools.run_folder import checkpoint_files, load_run_config
-from trainers.clip_backbone import clip, load_clip_from_cfg
+from trainers.base import load_backbone
+from trainers.text import tokenizer_of
 
 CONTEXT_KEY = "prompt_learner.ctx"
 
@@ -35,15 +35,9 @@ def learned_context(run_dir):
     )
 
 
-@functools.lru_cache(maxsize=1)
-def _tokenizer():
-    """OpenAI CLIP's BPE tokenizer (its vocabulary is the token-embedding table's rows)."""
-    return clip.simple_tokenizer.SimpleTokenizer()
-
-
-def token_text(token_id):
+def token_text(tokenizer, token_id):
     """A vocabulary token as text; '</w>' (end of word) is dropped, a word piece keeps a trailing '~'."""
-    token = _tokenizer().decoder[token_id]
+    token = tokenizer.decoder[token_id]
     return token[: -len("</w>")] if token.endswith("</w>") else token + "~"
 
 
@@ -57,8 +51,9 @@ def nearest_words(context, token_embedding, topk):
 def interpret(run_dir, topk=5):
     """Tables (one per context position, per class when class-specific) as text."""
     context = learned_context(run_dir)
-    clip_model = load_clip_from_cfg(load_run_config(run_dir))
+    clip_model = load_backbone(load_run_config(run_dir))
     token_embedding = clip_model.token_embedding.weight.float()
+    tokenizer = tokenizer_of(clip_model)  # OpenAI's BPE or the open_clip model's own
     if context.shape[-1] != token_embedding.shape[1]:
         raise UserError(
             f"The context vectors of {run_dir} are {context.shape[-1]}-dimensional but the run's CLIP "
@@ -72,7 +67,8 @@ def interpret(run_dir, topk=5):
         distances, token_ids = nearest_words(ctx, token_embedding, topk)
         for position in range(ctx.shape[0]):
             rows = [
-                (rank + 1, token_text(int(token_ids[position, rank])), f"{float(distances[position, rank]):.4f}")
+                (rank + 1, token_text(tokenizer, int(token_ids[position, rank])),
+                 f"{float(distances[position, rank]):.4f}")
                 for rank in range(topk)
             ]
             title = f"{prefix}context position {position + 1} (norm {float(ctx[position].norm()):.4f})"
@@ -86,19 +82,17 @@ def build_parser():
     )
     parser.add_argument("run_dir", help="a train.py run folder (its --output-dir) of a trainer with text context")
     parser.add_argument("--topk", type=int, default=5, help="nearest tokens per context position (default 5)")
+    add_debug_argument(parser)
     return parser
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.topk < 1:
-        print("dpt-interpret: error: --topk must be >= 1", file=sys.stderr)
-        return 2
-    try:
+        parser.error("--topk must be >= 1")
+    with exit_on_user_error(args.debug):
         sys.stdout.write(interpret(args.run_dir, args.topk))
-    except UserError as error:
-        print(f"dpt-interpret: error: {error}", file=sys.stderr)
-        return 1
     return 0
 
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from dassl_compat.errors import UserError
+from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
 from dpt_tools.run_folder import build_run_trainer
 from trainers.visual import block_attention_weights
 
@@ -224,16 +224,14 @@ def build_parser():
     parser.add_argument("--num-images", type=int, default=8, help="images of the split, evenly spaced")
     parser.add_argument("--classes", type=int, default=3, help="selected classes drawn per image (top first)")
     parser.add_argument("--root", help="the datasets' root, if not the run's DATASET.ROOT")
+    add_debug_argument(parser)
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
+    with exit_on_user_error(args.debug):
         paths = visualize(args.run_dir, args.out, args.split, args.num_images, args.images, args.classes, args.root)
-    except UserError as error:
-        print(f"dpt-visualize: error: {error}", file=sys.stderr)
-        return 1
     print(f"Wrote {len(paths)} figures to {args.out} (grid: {paths[-1]})")
     return 0
 

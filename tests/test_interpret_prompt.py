@@ -49,15 +49,22 @@ def test_runs_without_text_context_or_checkpoint_are_clear_errors(run_train, fro
     vpt = tmp_path / "vpt"
     run_train(folder_run_args(data_root, tiny_clip_file, vpt, trainer="VPT", epochs=1,
                               extra=("TRAINER.VPT.PREC", "fp32")))
-    assert interpret_prompt.main([str(vpt)]) == 1
+    assert user_error_status(interpret_prompt.main, [str(vpt)]) == 2
     assert "no learned text context" in capsys.readouterr().err
 
     no_checkpoint = tmp_path / "no_checkpoint"
     no_checkpoint.mkdir()
     shutil.copy(frozen_context_run[0] / "log.txt", no_checkpoint / "log.txt")
-    assert interpret_prompt.main([str(no_checkpoint)]) == 1
+    assert user_error_status(interpret_prompt.main, [str(no_checkpoint)]) == 2
     assert "holds no checkpoint" in capsys.readouterr().err
     with pytest.raises(UserError, match="is not a train.py run folder"):
         load_run_config(str(tmp_path / "nowhere"))
     with pytest.raises(UserError, match="holds no checkpoint"):
         checkpoint_files(str(tmp_path / "nowhere"))
+
+
+def user_error_status(main, argv):
+    """The exit status of main(argv) when it reports a bad input (a ReportedUserError is a SystemExit)."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    return exited.value.code

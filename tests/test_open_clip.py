@@ -2,6 +2,7 @@
 the prompted ViT and the text encoder compute open_clip's own encode_image / encode_text, zero-shot
 logits are open_clip's zero-shot classifier's, the model's preprocessing and tokenizer are used, the
 offline and unsupported-architecture errors, and every trainer trains and reloads through train.py."""
+import copy
 import json
 import os
 import os.path as osp
@@ -17,7 +18,7 @@ from trainer_runs import PROJECT_TRAINERS, run_args
 
 from dassl_compat import get_cfg_default
 from dassl_compat.errors import UserError
-from dpt_tools import benchmark
+from dpt_tools import benchmark, interpret_prompt, visualize
 from trainers.clip_backbone import MissingWeightsError
 from trainers.config import extend_cfg
 from trainers.open_clip_backbone import (
@@ -30,7 +31,7 @@ from trainers.open_clip_backbone import (
 )
 from trainers.templates import class_prompts
 from trainers.text import PromptLearner, TextEncoder
-from trainers.visual import PromptedViT
+from trainers.visual import PromptedViT, block_attention_weights
 from trainers.zsclip import TemplateCLIP
 
 # Not CLIP's constants, so that a test can tell which preprocessing was used.
@@ -261,3 +262,30 @@ def test_readme_script_commands_run_the_open_clip_configs():
         assert osp.basename(config).startswith("openclip_vit_b16") and osp.isfile(osp.join(ROOT, config)), line
         for option in re.findall(r'EXTRA_OPTS="([^"]*)"', line):
             assert option in run.stdout, line
+
+
+def test_attention_weights_of_an_open_clip_block(open_clip_model):
+    """open_clip's batch-first blocks give the same attention maps [B, N + P, N + P] as the block read
+    sequence-first (what dpt-visualize's CLS map uses)."""
+    block = open_clip_model.visual.transformer.resblocks[-1]
+    x, prompts = torch.randn(17, 3, block.attn.embed_dim), torch.randn(2, block.attn.embed_dim)
+    sequence_first = copy.deepcopy(block)
+    sequence_first.attn.batch_first = False
+    with torch.no_grad():
+        weights = block_attention_weights(block, x, prompts)
+        assert weights.shape == (3, 19, 19)
+        torch.testing.assert_close(weights, block_attention_weights(sequence_first, x, prompts))
+
+
+def test_visualize_and_interpret_read_open_clip_runs(run_train, tmp_path, data_root, open_clip_folder,
+                                                     open_clip_model, capsys):
+    extra = ("MODEL.BACKBONE.NAME", open_clip_folder, "MODEL.BACKBONE.PATH", "")
+    run_train(run_args("DPT", data_root, "", tmp_path / "dpt", epochs=1, extra=extra))
+    figures = tmp_path / "figures"
+    assert visualize.main([str(tmp_path / "dpt"), "--out", str(figures), "--num-images", "2", "--classes", "2"]) == 0
+    assert len(list(figures.glob("*.png"))) == 3  # two images and the grid
+    tables = interpret_prompt.interpret(str(tmp_path / "dpt"), topk=2)
+    tokens = re.findall(r"^\s*\d+\s+(\S+)\s+[\d.]+$", tables, re.M)
+    decoder = open_clip_model.tokenizer.decoder
+    vocabulary = {interpret_prompt.token_text(open_clip_model.tokenizer, token_id) for token_id in decoder}
+    assert tokens and set(tokens) <= vocabulary

@@ -102,17 +102,25 @@ def test_label_prompts_concentrate_on_the_object(toy_dpt_run):
 def test_bad_inputs_are_clear_errors(run_train, toy_dpt_run, tmp_path, data_root, tiny_clip_file, capsys):
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("not pixels")
-    assert visualize.main([toy_dpt_run, "--out", str(tmp_path / "f"), "--images", str(not_an_image)]) == 1
+    argv = [toy_dpt_run, "--out", str(tmp_path / "f"), "--images", str(not_an_image)]
+    assert user_error_status(visualize.main, argv) == 2
     assert "is not an image file" in capsys.readouterr().err
 
     vpt = tmp_path / "vpt"
     run_train(folder_run_args(data_root, tiny_clip_file, vpt, trainer="VPT", epochs=1,
                               extra=("TRAINER.VPT.PREC", "fp32")))
-    assert visualize.main([str(vpt), "--out", str(tmp_path / "f")]) == 1
+    assert user_error_status(visualize.main, [str(vpt), "--out", str(tmp_path / "f")]) == 2
     assert "no class-aware visual prompts" in capsys.readouterr().err
 
     empty = tmp_path / "empty"
     empty.mkdir()
     shutil.copy(f"{toy_dpt_run}/log.txt", empty / "log.txt")
-    assert visualize.main([str(empty), "--out", str(tmp_path / "f")]) == 1
+    assert user_error_status(visualize.main, [str(empty), "--out", str(tmp_path / "f")]) == 2
     assert "holds no checkpoint" in capsys.readouterr().err
+
+
+def user_error_status(main, argv):
+    """The exit status of main(argv) when it reports a bad input (a ReportedUserError is a SystemExit)."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    return exited.value.code

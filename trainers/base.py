@@ -198,19 +198,10 @@ class ClipPromptTrainer(TrainerX):
 
     def load_clip(self, cfg):
         backbone = cfg.MODEL.BACKBONE
-        # A Dassl harness that loads us through dpt_plugin keeps Dassl's own MODEL.BACKBONE.PRETRAINED
-        # (a bool: ImageNet weights for Dassl's backbones); only a string is an open_clip weight tag.
-        pretrained = backbone.PRETRAINED if isinstance(backbone.PRETRAINED, str) else ""
+        pretrained = weight_tag(backbone)
         print(f"Loading CLIP (backbone: {backbone.NAME}{', file: ' + backbone.PATH if backbone.PATH else ''}"
               f"{', weights: ' + pretrained if pretrained else ''})")
-        if open_clip_backbone.is_open_clip(backbone.NAME):
-            return open_clip_backbone.load_open_clip(backbone.NAME, pretrained, backbone.PATH)
-        if pretrained:
-            raise UserError(
-                f"MODEL.BACKBONE.PRETRAINED ({pretrained!r}) selects an open_clip model's weights; "
-                f"MODEL.BACKBONE.NAME {backbone.NAME!r} is OpenAI CLIP. Use open_clip:<model> or leave it empty."
-            )
-        return load_clip_from_cfg(cfg)
+        return load_backbone(cfg)
 
     def build_model(self):
         """CLIP -> the method's model -> trainable modules registered, everything else frozen."""
@@ -326,6 +317,27 @@ class ClipPromptTrainer(TrainerX):
         """Dassl trainers step their schedulers after the last batch of an epoch."""
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
+
+
+def weight_tag(backbone):
+    """MODEL.BACKBONE.PRETRAINED as an open_clip weight tag ("" for none). A Dassl harness that loads us
+    through dpt_plugin keeps Dassl's own PRETRAINED (a bool: ImageNet weights for its backbones)."""
+    return backbone.PRETRAINED if isinstance(backbone.PRETRAINED, str) else ""
+
+
+def load_backbone(cfg):
+    """The CLIP of cfg.MODEL.BACKBONE: `open_clip:<model>` through open_clip (PRETRAINED tag or PATH),
+    any other name OpenAI's (by name or PATH)."""
+    backbone = cfg.MODEL.BACKBONE
+    pretrained = weight_tag(backbone)
+    if open_clip_backbone.is_open_clip(backbone.NAME):
+        return open_clip_backbone.load_open_clip(backbone.NAME, pretrained, backbone.PATH)
+    if pretrained:
+        raise UserError(
+            f"MODEL.BACKBONE.PRETRAINED ({pretrained!r}) selects an open_clip model's weights; "
+            f"MODEL.BACKBONE.NAME {backbone.NAME!r} is OpenAI CLIP. Use open_clip:<model> or leave it empty."
+        )
+    return load_clip_from_cfg(cfg)
 
 
 def with_input_settings(cfg, settings):

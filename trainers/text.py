@@ -20,10 +20,12 @@ from .clip_backbone import clip
 
 class OpenAITokenizer:
     """OpenAI CLIP's BPE tokenizer with open_clip's tokenizer interface: `tokenizer(texts)` -> ids
-    [N, 77] ([SOS] text [EOT], zero-padded), `tokenizer.encode(text)` -> the text's BPE ids."""
+    [N, 77] ([SOS] text [EOT], zero-padded), `tokenizer.encode(text)` -> the text's BPE ids,
+    `tokenizer.decoder` -> {id: BPE token}."""
 
     def __init__(self):
         self.bpe = clip.simple_tokenizer.SimpleTokenizer()
+        self.decoder = self.bpe.decoder
 
     def __call__(self, texts):
         return clip.tokenize(texts)

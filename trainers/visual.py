@@ -76,6 +76,8 @@ def block_attention_weights(block, x, prompts=None):
             prompts = prompts.unsqueeze(1).expand(-1, x.shape[1], -1)
         x = torch.cat([x, prompts.to(x.dtype)], dim=0)  # [N + P, B, D]
     normed = block.ln_1(x)
+    if getattr(block.attn, "batch_first", False):  # open_clip's blocks take [B, N, D]
+        normed = normed.transpose(0, 1)
     _, weights = block.attn(normed, normed, normed, need_weights=True, average_attn_weights=True)
     return weights
 

@@ -85,8 +85,9 @@ def test_shared_prefix_encodes_the_prefix_once_and_each_class_up_to_its_eot():
 
     assert positions_per_block(encoder, encode) == 17 + sum(own_lengths)
     assert positions_per_block(encoder, encode, block=-1) == len(CLASSNAMES)  # the last block: the EOT only
-    encoder.shared_prefix = False
-    assert positions_per_block(encoder, encode) == len(CLASSNAMES) * length
+    encoder.shared_prefix = False  # full prompts, each up to its own EOT
+    assert positions_per_block(encoder, encode) == sum(17 + own for own in own_lengths)
+    assert length == 17 + max(own_lengths)
 
 
 @pytest.mark.parametrize("options", [dict(csc=True), dict(class_token_position="middle"),

@@ -208,20 +208,26 @@ class TextEncoder(nn.Module):
             prefix = torch.cat([learner.token_prefix[:1].expand(n_groups, -1, -1).to(contexts.dtype), contexts], dim=1)
             return self.encode_with_shared_prefix(prefix, learner.token_suffix, learner.eot_indices)
         prompts = learner.assemble(contexts.unsqueeze(1).expand(-1, learner.n_cls, -1, -1))  # [G, C, L, W]
-        encoded = self(prompts.flatten(0, 1), learner.eot_indices.repeat(n_groups))  # [G * C, E]
+        encoded = self.encode_by_length(prompts.flatten(0, 1), learner.eot_indices.repeat(n_groups))  # [G * C, E]
         return encoded.view(n_groups, learner.n_cls, -1)
 
     def encode_learned_prompts(self, learner):
         """Features [C, E] of a PromptLearner's current prompts (shared or class-specific context)."""
         if learner.ctx.dim() == 2:
             return self.encode_contexts(learner, learner.ctx.unsqueeze(0))[0]
-        return self(learner(), learner.eot_indices)
+        return self.encode_by_length(learner(), learner.eot_indices)
+
+    def encode_by_length(self, prompts, eot_indices):
+        """Features [N, E] of prompts [N, L, W]: the prompts of one EOT position together, each group
+        encoded only up to its EOT (exact under the causal mask), none padded to the longest."""
+        groups = groups_by_length(eot_indices + 1)
+        encoded = torch.cat([self(prompts[indices, :length], eot_indices[indices]) for length, indices in groups])
+        return encoded[torch.argsort(torch.cat([indices for _, indices in groups]))]
 
     def encode_tokens(self, tokenized):
-        """Features [N, E] of token ids [N, 77], encoding only up to the longest prompt."""
+        """Features [N, E] of token ids [N, 77], each prompt encoded only up to its EOT."""
         length = encoded_length(tokenized)
-        embeddings = self.token_embedding(tokenized[:, :length])
-        return self(embeddings, tokenized.argmax(dim=-1))
+        return self.encode_by_length(self.token_embedding(tokenized[:, :length]), tokenized.argmax(dim=-1))
 
     @torch.no_grad()
     def encode_texts(self, texts, normalize=True):

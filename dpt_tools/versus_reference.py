@@ -26,6 +26,9 @@ import subprocess
 import sys
 import tempfile
 
+from yacs.config import CfgNode
+
+from dassl_compat import get_cfg_default
 from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
 from dpt_tools.versus_reference_side import THEIR_TRAINERS
 from trainers.clip_backbone import OPENAI_ARCHITECTURES, save_tiny_clip
@@ -66,7 +69,25 @@ def check_repositories(args):
         )
 
 
-def side_row(args, side, method, weights):
+def their_config(args):
+    """The Dassl configuration of their trainers (Dassl's defaults, the same in the bundled engine), with
+    their keys at the values of their scripts (those of our shipped configs)."""
+    cfg = get_cfg_default()
+    cfg.TRAINER.COOP = CfgNode(dict(N_CTX=16, CSC=False, CTX_INIT="", PREC="fp32", CLASS_TOKEN_POSITION="end"))
+    cfg.TRAINER.COCOOP = CfgNode(dict(N_CTX=4, CTX_INIT="a photo of a", PREC="fp32"))
+    cfg.TRAINER.VPT = CfgNode(dict(N_CTX=10, LN=False))
+    cfg.TRAINER.SELECTED_COVPT = CfgNode(dict(CPN=10))
+    cfg.TRAINER.TOPDOWN_SECOVPT = CfgNode(dict(BOTTOMLIMIT=12, LR=0.01))
+    cfg.PRETRAIN = CfgNode(dict(C=30))
+    cfg.TRAINER.ALPHA = 0.3
+    cfg.DATASET.NAME = "EuroSAT"  # their zero-shot template comes from the dataset's name
+    size = OPENAI_ARCHITECTURES[args.backbone]["image_resolution"]
+    cfg.INPUT.SIZE = (size, size)
+    cfg.OPTIM.NAME, cfg.OPTIM.LR, cfg.OPTIM.MAX_EPOCH = "sgd", 0.002, 10
+    return cfg
+
+
+def side_row(args, side, method, weights, config_file):
     """Run one side of one method in a fresh process; its row (a dict)."""
     command = [
         sys.executable, "-m", "dpt_tools.versus_reference_side", side, method, "--weights", weights,
@@ -74,6 +95,7 @@ def side_row(args, side, method, weights):
         "--classes", str(args.classes), "--batch-size", str(args.batch_size), "--repeats", str(args.repeats),
         "--eval-images", str(args.eval_images), "--dpt-repo", osp.abspath(args.dpt_repo),
         "--coop-repo", osp.abspath(args.coop_repo), "--dassl-repo", osp.abspath(args.dassl_repo),
+        "--their-config", config_file,
     ]
     threads = str(args.threads)
     environment = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
@@ -128,8 +150,12 @@ def main(argv=None):
         rows = {}
         with tempfile.TemporaryDirectory() as folder:
             weights = save_tiny_clip(osp.join(folder, "random_clip.pt"), **OPENAI_ARCHITECTURES[args.backbone])
+            config_file = osp.join(folder, "their_config.yaml")
+            with open(config_file, "w") as config:
+                config.write(their_config(args).dump())
             for method in args.methods:
-                rows[method] = {side: side_row(args, side, method, weights) for side in ("theirs", "ours")}
+                rows[method] = {side: side_row(args, side, method, weights, config_file)
+                                for side in ("theirs", "ours")}
                 print("\n".join(format_rows(method, rows[method]["theirs"], rows[method]["ours"])), flush=True)
         return rows
 

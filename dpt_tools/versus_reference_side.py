@@ -2,8 +2,9 @@
 print one JSON line. Started by `python -m dpt_tools.versus_reference`, not by hand.
 
 The authors' side must not see our modules: their code imports `trainers`, `clip` and `dassl` from their
-clones, names that ours share. So this module imports only torch and `dpt_tools.measure` at the top, and
-our trainers only on our side.
+clones, names that ours share. So this module imports only torch, yacs and `dpt_tools.measure` at the top,
+and our trainers only on our side; their configuration arrives as a YAML file (`versus_reference` builds it
+from Dassl's defaults), so nothing here imports Dassl itself.
 """
 import argparse
 import contextlib
@@ -18,6 +19,7 @@ import types
 from collections import OrderedDict
 
 import torch
+from yacs.config import CfgNode
 
 from dpt_tools.measure import PeakRSS, evaluate, rss_kib
 
@@ -34,6 +36,7 @@ def build_parser():
     parser.add_argument("side", choices=["ours", "theirs"])
     parser.add_argument("method", choices=list(THEIR_TRAINERS))
     parser.add_argument("--weights", required=True, help="an OpenAI CLIP state dict (ViT)")
+    parser.add_argument("--their-config", default="", help="their side: the Dassl configuration (YAML)")
     parser.add_argument("--backbone", required=True, help="its architecture's name, e.g. ViT-B/32")
     parser.add_argument("--input-size", type=int, required=True)
     parser.add_argument("--classes", type=int, required=True)
@@ -54,23 +57,10 @@ def their_trainer(args):
     """The authors' trainer of args.method, built by their own build_model on the weights file."""
     repo_flag, module_name, class_name = THEIR_TRAINERS[args.method]
     sys.path[:0] = [getattr(args, repo_flag), args.dassl_repo]
-    from dassl.config import get_cfg_default
-    from yacs.config import CfgNode
-
     module = importlib.import_module(f"trainers.{module_name}")
     their_clip = importlib.import_module("clip.clip")
-    cfg = get_cfg_default()
-    # Their configuration keys, at the values of their scripts (those of our shipped configs).
-    cfg.TRAINER.COOP = CfgNode(dict(N_CTX=16, CSC=False, CTX_INIT="", PREC="fp32", CLASS_TOKEN_POSITION="end"))
-    cfg.TRAINER.COCOOP = CfgNode(dict(N_CTX=4, CTX_INIT="a photo of a", PREC="fp32"))
-    cfg.TRAINER.VPT = CfgNode(dict(N_CTX=10, LN=False))
-    cfg.TRAINER.SELECTED_COVPT = CfgNode(dict(CPN=10))
-    cfg.TRAINER.TOPDOWN_SECOVPT = CfgNode(dict(BOTTOMLIMIT=12, LR=0.01))
-    cfg.PRETRAIN = CfgNode(dict(C=30))
-    cfg.TRAINER.ALPHA = 0.3
-    cfg.DATASET.NAME = "EuroSAT"  # their zero-shot template comes from the dataset's name
-    cfg.INPUT.SIZE = (args.input_size, args.input_size)
-    cfg.OPTIM.NAME, cfg.OPTIM.LR, cfg.OPTIM.MAX_EPOCH = "sgd", 0.002, 10
+    with open(args.their_config) as config_file:
+        cfg = CfgNode.load_cfg(config_file)
     state_dict = torch.load(args.weights, weights_only=True)
     module.load_clip_to_cpu = lambda cfg: their_clip.build_model(dict(state_dict))
     # Dassl's warmup scheduler fails on current torch; the scheduler is not on the timed path.

@@ -3,8 +3,9 @@
 The authors' repositories cannot be part of the test suite: a generated stand-in in their layout (a
 `trainers/coop.py` with their module-level `load_clip_to_cpu` / `build_lr_scheduler` and a trainer class, a
 `clip/clip.py`, a `dassl.config`) checks the harness's side of the contract: their modules come from the
-given clones and none of ours is loaded in their process, the harness's weights and scheduler replace theirs,
-the model runs in fp32. Timings are not asserted (a benchmark, not a test).
+given clones and none of ours is loaded in their process, the harness's configuration (Dassl's tree with
+their keys), weights and scheduler replace theirs, the model runs in fp32. Timings are not asserted (a
+benchmark, not a test).
 """
 import textwrap
 
@@ -45,7 +46,8 @@ class CoOp:
         assert not leaked, f"our modules in their process: {leaked}"
         assert sys.modules["trainers"].__file__.startswith(THEIR_ROOT), sys.modules["trainers"].__file__
         clip_model = load_clip_to_cpu(self.cfg)
-        assert clip_model == "built by their clip.build_model" and self.cfg.INPUT.SIZE == (32, 32)
+        assert clip_model == "built by their clip.build_model" and tuple(self.cfg.INPUT.SIZE) == (32, 32)
+        assert self.cfg.TRAINER.COOP.N_CTX == 16 and self.cfg.OPTIM.NAME == "sgd"  # Dassl's tree, their keys
         self.model = MeanColourClassifier(self.num_classes).half()  # the harness runs it in fp32
         self.optim = torch.optim.SGD(self.model.parameters(), lr=0.1)
         self.sched = build_lr_scheduler(self.optim, self.cfg)
@@ -71,12 +73,8 @@ def build_model(state_dict):
 '''
 
 THEIR_DASSL_CONFIG = '''
-from yacs.config import CfgNode
-
-
 def get_cfg_default():
-    return CfgNode(dict(TRAINER=CfgNode(), DATASET=CfgNode(dict(NAME="")), INPUT=CfgNode(dict(SIZE=(224, 224))),
-                        OPTIM=CfgNode(dict(NAME="adam", LR=0.0, MAX_EPOCH=0))))
+    raise AssertionError("the harness passes its configuration; their process does not build one")
 '''
 
 

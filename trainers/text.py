@@ -122,6 +122,13 @@ def groups_by_length(lengths):
     return [(length, (lengths == length).nonzero().squeeze(1)) for length in lengths.unique().tolist()]
 
 
+def in_original_order(grouped, groups, dim=0):
+    """Rows of `grouped` (concatenated group by group along `dim`, as `groups` lists them) back in the
+    order of the entries that `groups_by_length` grouped."""
+    order = torch.cat([indices for _, indices in groups])
+    return grouped.index_select(dim, torch.argsort(order))
+
+
 def encoded_length(tokenized):
     """Positions needed to reach the last EOT token of `tokenized` [N, 77] (EOT has the largest id)."""
     return int(tokenized.argmax(dim=-1).max().item()) + 1
@@ -191,9 +198,7 @@ class TextEncoder(nn.Module):
                 )
             else:
                 prefix, suffixes = run_shared_prefix_block(block, prefix, suffixes, index == last)
-        eot = torch.cat([s[:, :, -1] for s in suffixes], dim=1)  # [G, C, W], classes in group order
-        order = torch.cat([indices for _, indices in groups])
-        eot = eot[:, torch.argsort(order)]  # classes in their own order
+        eot = in_original_order(torch.cat([s[:, :, -1] for s in suffixes], dim=1), groups, dim=1)  # [G, C, W]
         return self.ln_final(eot) @ self.text_projection
 
     def encode_contexts(self, learner, contexts):
@@ -222,7 +227,7 @@ class TextEncoder(nn.Module):
         encoded only up to its EOT (exact under the causal mask), none padded to the longest."""
         groups = groups_by_length(eot_indices + 1)
         encoded = torch.cat([self(prompts[indices, :length], eot_indices[indices]) for length, indices in groups])
-        return encoded[torch.argsort(torch.cat([indices for _, indices in groups]))]
+        return in_original_order(encoded, groups)
 
     def encode_tokens(self, tokenized):
         """Features [N, E] of token ids [N, 77], each prompt encoded only up to its EOT."""

@@ -44,6 +44,9 @@ def test_shared_prefix_equals_full_prompts(ctx_init, checkpointing):
 
 
 def test_shared_prefix_per_image_equals_full_prompts_for_cocoop():
+    # A fixed draw of the context, meta-net and images: the tiny meta-net has 2 ReLU units, and with
+    # an unlucky random draw both are off for every image, so its gradients are 0 and nothing is compared.
+    torch.manual_seed(0)
     clip_model = tiny_clip(seed=3)
     learner = ConditionalPromptLearner(CLASSNAMES, clip_model, n_ctx=4)
     encoder = TextEncoder(clip_model)

@@ -117,3 +117,17 @@ def test_shared_prefix_option_reaches_every_text_encoder(tmp_path, data_root, ti
                                extra=("TRAINER.COCOOP.PREC", "fp32", "MODEL.TEXT_SHARED_PREFIX", str(value)))
         trainer = build_trainer(train.setup_cfg(train.build_parser().parse_args(args)))
         assert trainer.model.text_encoder.shared_prefix is value
+
+
+@pytest.mark.parametrize("options", [dict(), dict(csc=True)])
+def test_classes_are_grouped_by_eot_once_not_at_every_encoding(options, monkeypatch):
+    """The learner groups its classes by EOT position when it is built; encoding its prompts (every
+    training step) does not group them again (no per-step device sync)."""
+    import trainers.text
+
+    clip_model = tiny_clip(seed=2)
+    learner = PromptLearner(CLASSNAMES, clip_model, n_ctx=4, **options)
+    encoder = TextEncoder(clip_model)
+    expected = encoder.encode_learned_prompts(learner).detach()
+    monkeypatch.setattr(trainers.text, "groups_by_eot", lambda *args: pytest.fail("grouped again"))
+    torch.testing.assert_close(encoder.encode_learned_prompts(learner).detach(), expected, rtol=0, atol=0)

@@ -117,14 +117,14 @@ def run_shared_prefix_block(block, prefix, suffixes, last_position_only=False):
     return prefix, outputs
 
 
-def groups_by_length(lengths):
-    """Indices of the entries of `lengths` [C] grouped by value: [(length, indices [C_i]), ...]."""
-    return [(length, (lengths == length).nonzero().squeeze(1)) for length in lengths.unique().tolist()]
+def groups_by_eot(eot_indices):
+    """Prompts grouped by EOT position: [(position, indices [C_i] of the prompts whose EOT is there), ...]."""
+    return [(position, (eot_indices == position).nonzero().squeeze(1)) for position in eot_indices.unique().tolist()]
 
 
 def in_original_order(grouped, groups, dim=0):
     """Rows of `grouped` (concatenated group by group along `dim`, as `groups` lists them) back in the
-    order of the entries that `groups_by_length` grouped."""
+    order of the entries that `groups_by_eot` grouped."""
     order = torch.cat([indices for _, indices in groups])
     return grouped.index_select(dim, torch.argsort(order))
 
@@ -172,22 +172,21 @@ class TextEncoder(nn.Module):
     def checkpointing(self, tensor):
         return self.gradient_checkpointing and torch.is_grad_enabled() and tensor.requires_grad
 
-    def encode_with_shared_prefix(self, prefix, suffix, eot_indices):
+    def encode_with_shared_prefix(self, prefix, suffix, eot_groups):
         """Features [G, C, E] of the G * C prompts `prefix[g] + suffix[c]`.
 
         prefix [G, P, W]: G prefixes (positions 0..P-1), each shared by all C classes;
         suffix [C, S, W]: each class's positions P..P+S-1, the same under every prefix;
-        eot_indices [C]: the EOT position of each class's full prompt (>= P).
+        eot_groups: the classes grouped by the EOT position of their full prompt (>= P), `groups_by_eot`.
         Classes are encoded in groups of equal length, each only up to its own EOT (no padding).
         """
         n_groups, length_prefix, _ = prefix.shape
         position = self.positional_embedding[: length_prefix + suffix.shape[1]].to(prefix.dtype)
         prefix = prefix + position[:length_prefix]
-        groups = groups_by_length(eot_indices - length_prefix + 1)
         suffixes = [
-            (suffix[indices, :length].to(prefix.dtype) + position[length_prefix : length_prefix + length])
-            .expand(n_groups, -1, -1, -1)  # [G, C_i, S_i, W]
-            for length, indices in groups
+            (suffix[indices, : eot + 1 - length_prefix].to(prefix.dtype) + position[length_prefix : eot + 1])
+            .expand(n_groups, -1, -1, -1)  # [G, C_i, S_i, W]: positions P..EOT
+            for eot, indices in eot_groups
         ]
         checkpointing = self.checkpointing(prefix)
         last = len(self.transformer.resblocks) - 1
@@ -198,7 +197,7 @@ class TextEncoder(nn.Module):
                 )
             else:
                 prefix, suffixes = run_shared_prefix_block(block, prefix, suffixes, index == last)
-        eot = in_original_order(torch.cat([s[:, :, -1] for s in suffixes], dim=1), groups, dim=1)  # [G, C, W]
+        eot = in_original_order(torch.cat([s[:, :, -1] for s in suffixes], dim=1), eot_groups, dim=1)  # [G, C, W]
         return self.ln_final(eot) @ self.text_projection
 
     def encode_contexts(self, learner, contexts):
@@ -211,7 +210,7 @@ class TextEncoder(nn.Module):
         n_groups = contexts.shape[0]
         if self.shared_prefix and learner.class_token_position == "end":
             prefix = torch.cat([learner.token_prefix[:1].expand(n_groups, -1, -1).to(contexts.dtype), contexts], dim=1)
-            return self.encode_with_shared_prefix(prefix, learner.token_suffix, learner.eot_indices)
+            return self.encode_with_shared_prefix(prefix, learner.token_suffix, learner.eot_groups)
         prompts = learner.assemble(contexts.unsqueeze(1).expand(-1, learner.n_cls, -1, -1))  # [G, C, L, W]
         encoded = self.encode_by_length(prompts.flatten(0, 1), learner.eot_indices.repeat(n_groups))  # [G * C, E]
         return encoded.view(n_groups, learner.n_cls, -1)
@@ -220,13 +219,13 @@ class TextEncoder(nn.Module):
         """Features [C, E] of a PromptLearner's current prompts (shared or class-specific context)."""
         if learner.ctx.dim() == 2:
             return self.encode_contexts(learner, learner.ctx.unsqueeze(0))[0]
-        return self.encode_by_length(learner(), learner.eot_indices)
+        return self.encode_by_length(learner(), learner.eot_indices, learner.eot_groups)
 
-    def encode_by_length(self, prompts, eot_indices):
+    def encode_by_length(self, prompts, eot_indices, eot_groups=None):
         """Features [N, E] of prompts [N, L, W]: the prompts of one EOT position together, each group
         encoded only up to its EOT (exact under the causal mask), none padded to the longest."""
-        groups = groups_by_length(eot_indices + 1)
-        encoded = torch.cat([self(prompts[indices, :length], eot_indices[indices]) for length, indices in groups])
+        groups = groups_by_eot(eot_indices) if eot_groups is None else eot_groups
+        encoded = torch.cat([self(prompts[indices, : eot + 1], eot_indices[indices]) for eot, indices in groups])
         return in_original_order(encoded, groups)
 
     def encode_tokens(self, tokenized):
@@ -287,9 +286,20 @@ class PromptLearner(nn.Module):
         self.register_buffer("token_suffix", embedding[:, 1 + n_ctx :], persistent=False)
         self.register_buffer("tokenized_prompts", tokenized, persistent=False)
         self.register_buffer("eot_indices", tokenized.argmax(dim=-1), persistent=False)
+        # The classes grouped by EOT position, once (buffers, so they follow the module's device): the text
+        # encoder encodes each group only up to its EOT, with no per-step grouping or device sync.
+        self.eot_positions = []
+        for position, indices in groups_by_eot(self.eot_indices):
+            self.register_buffer(f"eot_group_{position}", indices, persistent=False)
+            self.eot_positions.append(position)
         self.n_cls = n_cls
         self.n_ctx = n_ctx
         self.class_token_position = class_token_position
+
+    @property
+    def eot_groups(self):
+        """[(EOT position, indices [C_i] of the classes whose prompt ends there), ...] (`groups_by_eot`)."""
+        return [(position, getattr(self, f"eot_group_{position}")) for position in self.eot_positions]
 
     def forward(self):
         """Prompt embeddings [C, L, W]."""

@@ -284,7 +284,9 @@ def test_visualize_and_interpret_read_open_clip_runs(run_train, tmp_path, data_r
     figures = tmp_path / "figures"
     assert visualize.main([str(tmp_path / "dpt"), "--out", str(figures), "--num-images", "2", "--classes", "2"]) == 0
     assert len(list(figures.glob("*.png"))) == 3  # two images and the grid
-    tables = interpret_prompt.interpret(str(tmp_path / "dpt"), topk=2)
+    capsys.readouterr()
+    assert interpret_prompt.main([str(tmp_path / "dpt"), "--topk", "2"]) == 0  # dpt-interpret's entry point
+    tables = capsys.readouterr().out
     tokens = re.findall(r"^\s*\d+\s+(\S+)\s+[\d.]+$", tables, re.M)
     decoder = open_clip_model.tokenizer.decoder
     vocabulary = {interpret_prompt.token_text(open_clip_model.tokenizer, token_id) for token_id in decoder}

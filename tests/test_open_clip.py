@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import ROOT, read_log
+from docs_text import code_block
 from reference import assert_close
 from trainer_runs import PROJECT_TRAINERS, run_args
 
@@ -246,11 +247,10 @@ def test_weights_trained_with_another_activation_are_refused_with_the_right_name
         load_open_clip("open_clip:ViT-B-16", pretrained="metaclip_400m")
 
 
-def test_readme_script_commands_run_the_open_clip_configs():
-    """Each `bash scripts/...` line of the README's open_clip block, dry-run: the train.py commands it
-    prints use an existing openclip_*.yaml config and carry the line's options."""
-    readme = open(osp.join(ROOT, "README.md")).read()
-    block = re.search(r"```bash\n(# zero-shot CLIP and every prompt-tuning method.*?)```", readme, flags=re.S).group(1)
+def test_documented_script_commands_run_the_open_clip_configs():
+    """Each `bash scripts/...` line of the open_clip block (docs/open_clip.md), dry-run: the train.py
+    commands it prints use an existing openclip_*.yaml config and carry the line's options."""
+    block = code_block("# zero-shot CLIP and every prompt-tuning method")
     lines = [line for line in block.replace("\\\n", " ").splitlines() if "bash scripts/" in line]
     assert len(lines) == 8
     clean = {k: v for k, v in os.environ.items() if k not in ("DATA", "CLIP_PATH", "SEEDS", "OUTPUT", "EXTRA_OPTS")}

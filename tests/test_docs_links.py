@@ -1,11 +1,11 @@
-"""Every relative link of README.md and docs/ (Markdown links and images) reaches an existing file, and a
+"""Every relative link of README.md, DATASETS.md and docs/ (Markdown links and images) reaches an existing file, and a
 link with an anchor reaches a heading of that page; every page under docs/ is in the index."""
 import os.path as osp
 import re
 from urllib.parse import unquote
 
 from conftest import ROOT
-from docs_text import FENCED_BLOCK, doc_files, read
+from docs_text import FENCED_BLOCK, doc_files, docs_pages, read
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")  # [text](target "title"), ![alt](target)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
@@ -48,7 +48,7 @@ def test_anchors_follow_githubs_rule():
 
 def test_every_relative_link_resolves():
     pages = doc_files()
-    assert len(pages) > 10  # README.md and the docs/ pages are all read
+    assert len(pages) > 10  # README.md, DATASETS.md and the docs/ pages are all read
     broken, checked = [], 0
     for page in pages:
         for target in relative_links(page):
@@ -66,5 +66,5 @@ def test_every_relative_link_resolves():
 def test_every_docs_page_is_in_the_index():
     index = osp.join(ROOT, "docs", "README.md")
     linked = {osp.normpath(osp.join(osp.dirname(index), target.partition("#")[0])) for target in relative_links(index)}
-    missing = [osp.relpath(page, ROOT) for page in doc_files()[1:] if page != index and page not in linked]
+    missing = [osp.relpath(page, ROOT) for page in docs_pages() if page != index and page not in linked]
     assert not missing, f"pages under docs/ that docs/README.md does not link: {missing}"

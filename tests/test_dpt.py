@@ -126,7 +126,7 @@ def test_eval_text_features_are_computed_once_per_evaluation(monkeypatch):
 
 def dpt_parameter_count(n_classes, embed_dim, width, text_width, depth, n_ctx=16, vpt_n_ctx=10, bottom_limit=12,
                         n_extra=10, attn_dim=32):
-    """README.md, "DPT" (trainable parameters): text context + deep prompts + one CAVPT per class-aware block."""
+    """docs/methods/dpt.md (trainable parameters): text context + deep prompts + one CAVPT per class-aware block."""
     per_cavpt = (embed_dim * width + width) + 2 * width * attn_dim + width * width + 4 * width + n_extra * width
     n_cavpt = depth - (bottom_limit - 1)
     return n_ctx * text_width + (bottom_limit - 1) * vpt_n_ctx * width + n_cavpt * (per_cavpt + width * n_classes)

@@ -61,7 +61,7 @@ def build(trainer_name, data_root, clip_file, output_dir, precision="fp32", devi
     return trainer
 
 
-def test_predictions(trainer):
+def evaluated_predictions(trainer):
     """(labels [N], predictions [N]) of the trainer's model on its test split: the argmax of the logits of
     every test batch, taken here (not by the engine's evaluator)."""
     trainer.set_model_mode("eval")
@@ -77,7 +77,7 @@ def test_predictions(trainer):
 def assert_reports(accuracy, log, trainer):
     """A run's accuracy (train.py's return value) and its log's result block (total, correct, accuracy,
     macro F1) are those of `trainer`'s model, built and loaded as the run built it, on the test split."""
-    labels, predictions = test_predictions(trainer)
+    labels, predictions = evaluated_predictions(trainer)
     correct, total = sum(p == y for p, y in zip(predictions, labels)), len(labels)
     assert accuracy == pytest.approx(100.0 * correct / total)
     f1 = 100.0 * f1_score(labels, predictions, average="macro")

@@ -1,6 +1,6 @@
 """DPT, VLP and VPT in a Dassl harness you already run (CoOp, CoCoOp, MaPLe, PromptSRC, KgCoOp, ...).
 
-Two lines in the host's CoOp-style `train.py` (README, "DPT in your CoOp-style harness"):
+Two lines in the host's CoOp-style `train.py` (docs/plugin.md):
 
     import dpt_plugin              # beside the host's `import trainers.coop` lines
     dpt_plugin.setup(cfg)          # in setup_cfg, right after extend_cfg(cfg)

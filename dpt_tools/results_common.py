@@ -2,7 +2,7 @@
 and the run filters both command lines share.
 
 Shared by ``dpt_tools.parse_results`` (tables) and ``dpt_tools.plot_results`` (figures). The folder layouts are the
-ones of CoOp's scripts (README.md, "Protocols (the scripts)"); the result block is the one Dassl's evaluator prints::
+ones of CoOp's scripts (docs/protocols.md); the result block is the one Dassl's evaluator prints::
 
     => result
     * total: 3,669

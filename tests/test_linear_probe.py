@@ -1,10 +1,10 @@
 """Linear-probe CLIP (trainers/linear_probe.py): lpclip's search of C, the head, the feature cache, the
 few-shot sample of CoOp-style trainers, train.py / --eval-only, bad input, and the toy demo.
 
-The toy margin. On ToyFog at 16 shots, seed 1, the probe gets 81.2% and zero-shot 55.0% (README,
-"Demo"). As in tests/test_toy_learning.py, an accuracy on these 800 test images has a binomial standard
-error of at most 1.8 points; a margin of 8 points is more than 4 of them, so a probe that only matched
-zero-shot fails, while the measured gap is 26 points.
+The toy margin. On ToyFog at 16 shots, seed 1, the probe gets 81.2% and zero-shot 55.0% (docs/results.md).
+As in tests/test_toy_learning.py, an accuracy on these 800 test images has a binomial standard error of at
+most 1.8 points; a margin of 8 points is more than 4 of them, so a probe that only matched zero-shot fails,
+while the measured gap is 26 points.
 """
 import glob
 import os

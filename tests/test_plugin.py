@@ -1,7 +1,7 @@
 """dpt_plugin in a CoOp-style harness written here: the host has its own `trainers` package (registering
 CoOp), its own vendored `clip` package (whose loaders fail if DPT used them), its own dataset named
-DescribableTextures, and a `train.py` in CoOp's shape plus the README's lines. DPT trains there for an
-epoch through the host's train.py and reloads with --eval-only.
+DescribableTextures, and a `train.py` in CoOp's shape plus the lines docs/plugin.md tells users to add.
+DPT trains there for an epoch through the host's train.py and reloads with --eval-only.
 
 Dassl is not on PyPI, so the host's `dassl` is a stand-in package (on PYTHONPATH, as an installed Dassl
 would be) that re-exports this project's bundled engine under Dassl's module paths; dassl_compat
@@ -16,6 +16,7 @@ import sys
 import textwrap
 
 from conftest import ROOT, write_image_folder
+from docs_text import code_block
 
 PLUGIN_PYTHON = os.environ.get("DPT_PLUGIN_PYTHON", "")
 
@@ -174,10 +175,9 @@ HOST = {
 }
 
 
-def readme_plugin_lines():
-    """The lines the README tells users to add to their train.py: (the import, the setup call)."""
-    with open(os.path.join(ROOT, "README.md")) as f:
-        lines = [line.strip() for line in f if "dpt_plugin" in line and line.startswith(("import", "    "))]
+def documented_plugin_lines():
+    """The lines docs/plugin.md tells users to add to their train.py: (the import, the setup call)."""
+    lines = [line.strip() for line in code_block("import trainers.coop").splitlines() if "dpt_plugin" in line]
     imports = [line.split("#")[0].strip() for line in lines if line.startswith("import dpt_plugin")]
     calls = [line.split("#")[0].strip() for line in lines if line.startswith("dpt_plugin.setup(")]
     assert len(imports) == 1 and len(calls) == 1, lines
@@ -192,8 +192,8 @@ def write_tree(root, files):
 
 
 def add_plugin_lines(train_py):
-    """Insert the README's lines: the import after the host's trainer imports, the call after extend_cfg."""
-    import_line, setup_line = readme_plugin_lines()
+    """Insert the documented lines: the import after the host's trainer imports, the call after extend_cfg."""
+    import_line, setup_line = documented_plugin_lines()
     source = train_py.read_text()
     source = source.replace("import trainers.coop\n", f"import trainers.coop\n{import_line}\n", 1)
     source = source.replace("    extend_cfg(cfg)\n", f"    extend_cfg(cfg)\n    {setup_line}\n", 1)

@@ -1,31 +1,24 @@
-"""The README stays true: its "Add your own method" example runs through train.py as shown."""
-import os.path as osp
+"""The documentation stays true: the "Add your own method" example (docs/adding_a_method.md) runs
+through train.py as shown."""
 import re
 
 import pytest
 import torch
-from conftest import ROOT, folder_run_args
-
-
-def readme_block(marker):
-    """The fenced code block of README.md whose first line is `marker`."""
-    text = open(osp.join(ROOT, "README.md")).read()
-    for block in re.findall(r"```(?:python|bash)\n(.*?)```", text, flags=re.S):
-        if block.startswith(marker):
-            return block
-    raise AssertionError(f"README.md has no code block starting with {marker!r}")
+from conftest import folder_run_args
+from docs_text import code_block
 
 
 def test_add_your_own_method_example_runs_as_a_plugin(run_train, tmp_path, data_root, tiny_clip_file):
-    plugin = tmp_path / "my_kgcoop.py"
-    plugin.write_text(readme_block("# my_kgcoop.py"))
-    command = readme_block("python train.py --plugin")
-    assert "--plugin my_kgcoop.py --trainer KgCoOp" in command
+    plugin = tmp_path / "my_anchored_coop.py"
+    plugin.write_text(code_block("# my_anchored_coop.py"))
+    command = code_block("python train.py --plugin")
+    assert "--plugin my_anchored_coop.py --trainer AnchoredCoOp" in command
     out = tmp_path / "out"
-    opts = ("TRAINER.KGCOOP.PREC", "fp32", "TRAINER.KGCOOP.N_CTX", "4", "TRAINER.KGCOOP.WEIGHT", "2.0")
-    args = folder_run_args(data_root, tiny_clip_file, out, trainer="KgCoOp", epochs=1, extra=opts)
+    opts = ("TRAINER.ANCHORED_COOP.PREC", "fp32", "TRAINER.ANCHORED_COOP.N_CTX", "4",
+            "TRAINER.ANCHORED_COOP.WEIGHT", "2.0")
+    args = folder_run_args(data_root, tiny_clip_file, out, trainer="AnchoredCoOp", epochs=1, extra=opts)
     trainer = run_train(["--plugin", str(plugin)] + args)
-    assert type(trainer).__name__ == "KgCoOp" and trainer.cfg.TRAINER.KGCOOP.WEIGHT == 2.0
+    assert type(trainer).__name__ == "AnchoredCoOp" and trainer.cfg.TRAINER.ANCHORED_COOP.WEIGHT == 2.0
     log = open(out / "log.txt").read()
     assert "Trainable parameters: 512" in log and "* accuracy:" in log  # the context only: 4 x 128
     first = re.search(r"loss ([\d.]+) .*ce ([\d.]+) .*drift ([\d.]+) ", log)

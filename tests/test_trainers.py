@@ -2,11 +2,12 @@
 covered by registering it. Each one trains exactly the parameters of its registered modules (CLIP stays
 frozen) and logs their count; its checkpoints hold those modules and load back exactly for evaluation
 (in-process, with train.py --eval-only, and as MODEL.INIT_WEIGHTS where one module trains), also for
-another class set (class-dependent entries aside). Zero-shot trainers train nothing and evaluate directly."""
+another class set (class-dependent entries aside); an evaluation reports the accuracy of the model it
+loaded, counted here from its logits. Zero-shot trainers train nothing and evaluate directly."""
 import pytest
 import torch
 from conftest import read_log
-from trainer_runs import PROJECT_TRAINERS, build, run_args
+from trainer_runs import PROJECT_TRAINERS, assert_reports, build, run_args
 
 from dassl_compat.errors import UserError
 
@@ -36,7 +37,7 @@ def test_trains_counts_checkpoints_reloads_and_loads_on_other_classes(run_train,
     if not fresh.get_model_names():  # zero-shot CLIP
         assert not any(p.requires_grad for p in fresh.model.parameters())
         accuracy = run_train(["--eval-only"] + args("zero_shot"))
-        assert 0.0 <= accuracy <= 100.0 and "* accuracy:" in read_log(tmp_path / "zero_shot")
+        assert_reports(accuracy, read_log(tmp_path / "zero_shot"), fresh)
         return
 
     trainer = run_train(args("train"))
@@ -72,4 +73,5 @@ def test_trains_counts_checkpoints_reloads_and_loads_on_other_classes(run_train,
     assert_holds(other, learned)
     accuracy = run_train(["--eval-only", "--model-dir", str(tmp_path / "train"), "--load-epoch", "2"]
                          + args("new", extra=NEW))
-    assert 0.0 <= accuracy <= 100.0 and "* total: 8" in read_log(tmp_path / "new")
+    assert "* total: 8" in read_log(tmp_path / "new")  # the 2 new classes' test images
+    assert_reports(accuracy, read_log(tmp_path / "new"), other)

@@ -4,7 +4,7 @@ class-aware prompts of a DPT trained on ToyFog look at the object (dpt_tools/toy
 The margin of the object test. The ratio is the label prompt's attention mass on the object's pixels
 divided by the object's share of the image: 1 for a prompt with no preference. Measured on ToyFog's 800
 test images after the demo's DPT training (16 shots): 2.88, 3.18 and 2.24 for training seeds 1, 2, 3
-(README, "What did DPT learn?"); the same models with their prompts at initialisation: 1.27, 1.10 and
+(docs/interpretability.md); the same models with their prompts at initialisation: 1.27, 1.10 and
 1.17. The test asserts a mean of at least 2.0 after training (the weakest seed is 0.24 above it, and the
 mean over ~800 images moves by a few hundredths between test sets of this size) and at most 1.4 at
 initialisation (the largest of the three is 0.13 below it), so the ratio is learned, not a property of

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from conftest import folder_run_args, read_log
 from reference import assert_close, load_reference, reference_clip
+from trainer_runs import assert_reports, build_from_command_line
 
 from trainers.templates import class_prompts
 from trainers.text import TextEncoder
@@ -34,8 +35,9 @@ def test_the_zero_shot_trainers_model_reproduces_the_reference_logits():
 def test_zero_shot_trainers_evaluate(run_train, tmp_path, data_root, tiny_clip_file, trainer):
     out = tmp_path / trainer
     acc = run_train(["--eval-only"] + folder_run_args(data_root, tiny_clip_file, out, trainer=trainer))
-    assert 0.0 <= acc <= 100.0
     log = read_log(out)
+    counted = build_from_command_line(folder_run_args(data_root, tiny_clip_file, tmp_path / "counted", trainer=trainer))
+    assert_reports(acc, log, counted)
     assert "Prompt template: 'a photo of a {}.'" in log and "* accuracy:" in log
     if trainer == "ZeroshotCLIP2":
         assert "Prompt template: 'itap of a {}.'" in log

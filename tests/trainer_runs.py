@@ -4,7 +4,10 @@ PROJECT_TRAINERS, so a new trainer is covered by registering it."""
 import contextlib
 import io
 
+import pytest
+import torch
 from conftest import folder_run_args
+from sklearn.metrics import f1_score
 
 import trainers  # noqa: F401  (registers the trainers)
 from dassl_compat import TRAINER_REGISTRY, build_trainer, set_random_seed
@@ -39,20 +42,47 @@ def run_args(trainer_name, data_root, clip_file, output_dir, precision="fp32", d
                            extra=(*opts, *extra))
 
 
+def build_from_command_line(argv):
+    """The trainer that train.py builds from the command line `argv` (nothing trained or loaded)."""
+    cfg = train.setup_cfg(train.build_parser().parse_args(argv))
+    set_random_seed(cfg.SEED)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return build_trainer(cfg)
+
+
 def build(trainer_name, data_root, clip_file, output_dir, precision="fp32", device="cpu", extra=()):
     """A trainer built as train.py builds it, in train mode at the first of several batches of epoch 0
     (so that forward_backward takes no end-of-epoch learning-rate step)."""
-    args = train.build_parser().parse_args(
-        run_args(trainer_name, data_root, clip_file, output_dir, precision, device, extra=extra)
-    )
-    cfg = train.setup_cfg(args)
-    set_random_seed(cfg.SEED)
-    with contextlib.redirect_stdout(io.StringIO()):
-        trainer = build_trainer(cfg)
+    trainer = build_from_command_line(run_args(trainer_name, data_root, clip_file, output_dir, precision, device,
+                                               extra=extra))
     assert trainer.device.type == device
     trainer.set_model_mode("train")
     trainer.epoch, trainer.batch_idx, trainer.num_batches = 0, 0, 2
     return trainer
+
+
+def evaluated_predictions(trainer):
+    """(labels [N], predictions [N]) of the trainer's model on its test split: the argmax of the logits of
+    every test batch, taken here (not by the engine's evaluator)."""
+    trainer.set_model_mode("eval")
+    labels, predictions = [], []
+    with torch.no_grad():
+        for batch in trainer.test_loader:
+            images, batch_labels = trainer.parse_batch_test(batch)
+            labels += batch_labels.tolist()
+            predictions += trainer.model_inference(images).argmax(dim=1).tolist()
+    return labels, predictions
+
+
+def assert_reports(accuracy, log, trainer):
+    """A run's accuracy (train.py's return value) and its log's result block (total, correct, accuracy,
+    macro F1) are those of `trainer`'s model, built and loaded as the run built it, on the test split."""
+    labels, predictions = evaluated_predictions(trainer)
+    correct, total = sum(p == y for p, y in zip(predictions, labels)), len(labels)
+    assert accuracy == pytest.approx(100.0 * correct / total)
+    f1 = 100.0 * f1_score(labels, predictions, average="macro")
+    expected = f"* total: {total:,}\n* correct: {correct:,}\n* accuracy: {accuracy:.1f}%\n"
+    assert expected in log and f"* macro_f1: {f1:.1f}%" in log, (correct, total, f1)
 
 
 def fixed_batch(trainer):

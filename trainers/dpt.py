@@ -2,8 +2,8 @@
 
 Xing et al., "Dual Modality Prompt Tuning for Vision-Language Pre-Trained Model", IEEE TMM 2023
 (arXiv 2208.08340); reference implementation github.com/fanrena/DPT (`trainers/DPT.py`); the method in
-short: README.md, "DPT". Our default configuration computes the same function as that code; its
-defects we fix are listed in the README, "What we fixed in the reference code" (notably: the
+short: docs/methods/dpt.md. Our default configuration computes the same function as that code; its
+defects we fix are listed in docs/fidelity.md, "What we fixed in the reference code" (notably: the
 auxiliary loss is 0, not NaN, when no label is among the top K classes).
 
 Blocks 0..BOTTOMLIMIT-2 of the ViT get ordinary deep visual prompts; blocks BOTTOMLIMIT-1..depth-1 get

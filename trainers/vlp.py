@@ -4,7 +4,7 @@ The "vision-language prompt" ablation of Xing et al., "Dual Modality Prompt Tuni
 Vision-Language Pre-Trained Model" (IEEE TMM 2023); reference implementation github.com/fanrena/DPT
 (`trainers/VLP.py`). DPT (`dpt.py`) extends this model and trainer with class-aware visual prompts.
 
-Guidance (README.md, "DPT"): besides the prediction `logits` (prompted image vs learned text), the
+Guidance (docs/methods/dpt.md): besides the prediction `logits` (prompted image vs learned text), the
 model produces `text_guidance_logits` (frozen zero-shot image vs learned text: a CoOp signal) and
 `visual_guidance_logits` (prompted image vs fixed template text: a VPT signal). For epochs < C_PRE
 the loss is CE(text_guidance) + CE(visual_guidance) + GUIDANCE_WEIGHT * CE(logits), then CE(logits).
@@ -104,7 +104,7 @@ class VLPCLIP(CoOpCLIP):
 
 
 def guidance_loss(outputs, labels, epoch, guidance_epochs, guidance_weight):
-    """DPT's general-knowledge guidance loss (README.md, "DPT"); returns (loss, components).
+    """DPT's general-knowledge guidance loss (docs/methods/dpt.md); returns (loss, components).
 
     epoch < guidance_epochs: CE(text_guidance) + CE(visual_guidance) + guidance_weight * CE(logits);
     afterwards CE(logits). The components always report all three cross-entropies.

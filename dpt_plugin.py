@@ -11,7 +11,7 @@ ZeroshotCLIP are never imported, our CoOp (VLP's model builds on it) registers o
 registry, and a host trainer called VPT, VLP or DPT is kept. The host's own `trainers` and `clip`
 packages shadow ours on its sys.path, so our trainer modules are loaded from this distribution's files
 under the private package name `dpt_plugin_trainers`, and CLIP comes from the clip-anytorch
-distribution (trainers.clip_backbone).
+distribution (dpt_models.clip_backbone).
 """
 import importlib
 import importlib.util

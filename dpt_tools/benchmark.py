@@ -36,10 +36,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
+from dpt_models import open_clip_backbone
+from dpt_models.clip_backbone import OPENAI_ARCHITECTURES, load_clip, save_tiny_clip
+from dpt_models.errors import UserError, add_debug_argument, exit_on_user_error
 from dpt_tools.measure import PeakRSS, evaluate
-from trainers import open_clip_backbone
-from trainers.clip_backbone import OPENAI_ARCHITECTURES, load_clip, save_tiny_clip
 
 WORDNET_ID = re.compile(r"^n\d{8}\s+")  # CoOp's ImageNet classnames.txt: "n01440764 tench"
 

@@ -17,8 +17,8 @@ import re
 import yaml
 
 from dassl_compat import build_trainer, get_cfg_default, set_random_seed
-from dassl_compat.errors import UserError
 from dassl_compat.lite.run_folder import CONFIG_FILE, read_recorded_config
+from dpt_models.errors import UserError
 from trainers.config import extend_cfg
 
 LOG_FILE = "log.txt"

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import torch
 
-from dassl_compat.errors import UserError
+from dpt_models.errors import UserError
 from dpt_tools.run_folder import build_run_trainer, load_run_config
 from dpt_tools.visualize import load_image_files, object_concentration, patch_map, trace_attention
 from dpt_toyworld.benchmarks import TOY_DATASETS, object_mask

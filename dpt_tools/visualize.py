@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
+from dpt_models.errors import UserError, add_debug_argument, exit_on_user_error
+from dpt_models.visual import block_attention_weights
 from dpt_tools.run_folder import build_run_trainer
-from trainers.visual import block_attention_weights
 
 
 def require_class_aware_prompts(trainer, run_dir):

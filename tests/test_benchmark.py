@@ -3,8 +3,8 @@ is asserted: a benchmark's numbers depend on the machine), also without a weight
 import pytest
 import torch
 
+from dpt_models.clip_backbone import OPENAI_ARCHITECTURES, build_model, tiny_clip_state_dict
 from dpt_tools import benchmark
-from trainers.clip_backbone import OPENAI_ARCHITECTURES, build_model, tiny_clip_state_dict
 
 
 def test_benchmark_reports_every_trainer(tiny_clip_file, capsys):

@@ -1,16 +1,24 @@
 """Every method's model from plain arguments, as in a notebook (no config node, no dataset name, no
-trainer): a dict with `logits` [B, C] in training and in evaluation, on the reference's tiny CLIP."""
+trainer): a dict with `logits` [B, C] in training and in evaluation, on the reference's tiny CLIP; and the
+model layer loads no engine."""
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from reference import reference_clip
 
-from trainers.cocoop import CoCoOpCLIP
-from trainers.coop import CoOpCLIP
-from trainers.dpt import DPTCLIP
-from trainers.vlp import VLPCLIP
-from trainers.vpt import VPTCLIP
-from trainers.zsclip import TemplateCLIP
+import dpt_models
+from dpt_models.cocoop import CoCoOpCLIP
+from dpt_models.coop import CoOpCLIP
+from dpt_models.dpt import DPTCLIP
+from dpt_models.vlp import VLPCLIP
+from dpt_models.vpt import VPTCLIP
+from dpt_models.zsclip import TemplateCLIP
 
+ROOT_DIR = str(Path(__file__).resolve().parent.parent)
 CLASSNAMES = ["dog", "sea lion", "Annual Crop Land"]
 MODELS = {
     "TemplateCLIP": (TemplateCLIP, {"templates": ["a photo of a {}.", "itap of a {}."]}),
@@ -41,3 +49,18 @@ def test_model_builds_from_plain_arguments_and_returns_logits(name):
     assert TRAINING_OUTPUTS.get(name, set()) <= set(outputs)
     with torch.no_grad():
         assert model.eval()(images)["logits"].shape == (2, 3)
+
+
+ENGINE_MODULES = ("dassl", "dassl_compat", "yacs", "trainers")
+
+
+def test_model_layer_imports_no_engine():
+    """Importing every module of the model layer, in a fresh interpreter, loads no engine, Dassl, yacs or
+    trainer (one interpreter for all: a module that loaded one would leave it in sys.modules)."""
+    modules = ["dpt_models"] + [f"dpt_models.{module.name}" for module in pkgutil.iter_modules(dpt_models.__path__)]
+    check = (f"import sys, {', '.join(modules)}; "
+             f"print(sorted(name for name in sys.modules if name.split('.')[0] in {ENGINE_MODULES!r}))")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=ROOT_DIR)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert "dpt_models.dpt" in modules and len(modules) > 10

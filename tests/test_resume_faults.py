@@ -19,8 +19,8 @@ import pytest
 import torch
 from conftest import ROOT, folder_run_args, write_image_folder
 
-from dassl_compat.errors import EXIT_USER_ERROR
 from dassl_compat.lite.run_folder import LOCK_FILE, OutputFolderLock
+from dpt_models.errors import EXIT_USER_ERROR
 
 # Runs train.py in a fresh process that SIGKILLs itself at a chosen point, a stand-in for a crash,
 # an out-of-memory kill or a pre-empted job:
@@ -346,7 +346,7 @@ def test_staging_folders_of_a_killed_toy_data_generation_are_removed(tmp_path):
 
 def test_a_full_disk_while_saving_leaves_no_half_file_and_the_run_resumes(run_train, tmp_path, data_root,
                                                                           tiny_clip_file, monkeypatch):
-    from dassl_compat.errors import UserError
+    from dpt_models.errors import UserError
 
     out = tmp_path / "run"
     args = folder_run_args(data_root, tiny_clip_file, out, epochs=2)
@@ -370,7 +370,7 @@ def test_a_full_disk_while_saving_leaves_no_half_file_and_the_run_resumes(run_tr
 
 def test_checkpoints_of_an_older_layout_resume_only_when_every_module_has_the_same_epoch(
         run_train, tmp_path, data_root, tiny_clip_file):
-    from dassl_compat.errors import UserError
+    from dpt_models.errors import UserError
 
     out = tmp_path / "older"
     args = folder_run_args(data_root, tiny_clip_file, out, "DPT", 2, dpt_extra())

@@ -18,11 +18,11 @@ import torch
 from conftest import folder_run_args
 from PIL import Image
 
+from dpt_models.clip_backbone import tiny_clip
+from dpt_models.dpt import DPTCLIP
+from dpt_models.visual import block_attention_weights
 from dpt_tools import demo, visualize
 from dpt_tools.toy_attention import object_attention_ratios
-from trainers.clip_backbone import tiny_clip
-from trainers.dpt import DPTCLIP
-from trainers.visual import block_attention_weights
 
 CLASSNAMES = ["Forest", "River", "Highway or Road", "Sea or Lake"]
 

@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from conftest import folder_run_args, read_log
 from reference import assert_close, load_reference, reference_clip
 
-from trainers.templates import class_prompts
-from trainers.text import TextEncoder
-from trainers.zsclip import TemplateCLIP
+from dpt_models.templates import class_prompts
+from dpt_models.text import TextEncoder
+from dpt_models.zsclip import TemplateCLIP
 
 
 def test_zeroshot_clip_reproduces_reference():

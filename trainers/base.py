@@ -32,12 +32,11 @@ from dassl_compat import (
     count_num_param,
     load_pretrained_weights,
 )
-from dassl_compat.errors import UserError
-
-from . import open_clip_backbone
-from .clip_backbone import load_clip_from_cfg
-from .templates import template_for
-from .text import PromptLearner, TextEncoder
+from dpt_models import open_clip_backbone
+from dpt_models.clip_backbone import load_clip_from_cfg
+from dpt_models.errors import UserError
+from dpt_models.templates import template_for
+from dpt_models.text import PromptLearner, TextEncoder
 
 PRECISIONS = ("fp32", "fp16", "amp", "bf16")
 

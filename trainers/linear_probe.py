@@ -25,15 +25,15 @@ from functools import cached_property
 
 import numpy as np
 import torch
-import torch.nn as nn
 from yacs.config import CfgNode as CN
 
 from dassl_compat import TRAINER_REGISTRY
-from dassl_compat.errors import UserError
+from dpt_models import open_clip_backbone
+from dpt_models.clip_backbone import resolve_weights_file
+from dpt_models.errors import UserError
+from dpt_models.linear_probe import LinearProbeCLIP, linear_head
 
-from . import open_clip_backbone
 from .base import ClipPromptTrainer
-from .clip_backbone import resolve_weights_file
 
 COARSE_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
 
@@ -82,22 +82,6 @@ def search_c(train, val, grid=COARSE_GRID, steps=8, max_iter=1000):
     return best, history
 
 
-def linear_head(classifier, num_classes):
-    """The fitted classifier as nn.Linear(E, num_classes) giving the same predictions."""
-    coef = torch.as_tensor(classifier.coef_, dtype=torch.float32)
-    intercept = torch.as_tensor(classifier.intercept_, dtype=torch.float32)
-    if coef.shape[0] == 1:  # binary: scikit-learn keeps one row, the logit of classes_[1]
-        coef, intercept = torch.cat([torch.zeros_like(coef), coef]), torch.cat([torch.zeros_like(intercept), intercept])
-    head = nn.Linear(coef.shape[1], num_classes)
-    with torch.no_grad():
-        head.weight.zero_()
-        head.bias.fill_(-1e4)  # classes absent from the training sample are never predicted
-        rows = torch.as_tensor(classifier.classes_, dtype=torch.long)
-        head.weight[rows] = coef
-        head.bias[rows] = intercept
-    return head
-
-
 def file_digest(path, chunk=1 << 20):
     """SHA-1 of a file's content (hex, 12 characters)."""
     digest = hashlib.sha1()
@@ -138,19 +122,6 @@ class FeatureCache:
         np.savez(staging, impaths=np.asarray(list(features), dtype=str),
                  features=np.stack(list(features.values())).astype(np.float32))
         os.replace(staging, self.path)  # atomic: a concurrent reader sees the old file or the new one
-
-
-class LinearProbeCLIP(nn.Module):
-    """Frozen CLIP image encoder + a linear head: images [B, 3, H, W] -> {"logits": [B, C]}."""
-
-    def __init__(self, clip_model, num_classes):
-        super().__init__()
-        clip_model.requires_grad_(False)
-        self.clip_model = clip_model
-        self.head = nn.Linear(clip_model.visual.output_dim, num_classes)
-
-    def forward(self, images):
-        return {"logits": self.head(self.clip_model.encode_image(images).float())}
 
 
 @TRAINER_REGISTRY.register()

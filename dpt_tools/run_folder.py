@@ -1,6 +1,6 @@
 """Reading a finished train.py run folder back: its config, its checkpoints, its trainer.
 
-A run folder holds `config.yaml` (the config train.py records, `dassl_compat/lite/run_folder.py`),
+A run folder holds `config.yaml` (the config train.py records, `dpt_runs/output_folder.py`),
 `log.txt` (where train.py also prints the full config, as Dassl does: the only record in folders
 written before `config.yaml` existed, or by CoOp's train.py) and one folder per registered model with
 `model.pth.tar-<epoch>` checkpoints. The tools that inspect a trained run
@@ -17,8 +17,8 @@ import re
 import yaml
 
 from dassl_compat import build_trainer, get_cfg_default, set_random_seed
-from dassl_compat.lite.run_folder import CONFIG_FILE, read_recorded_config
 from dpt_models.errors import UserError
+from dpt_runs.output_folder import CONFIG_FILE, read_recorded_config
 from trainers.config import extend_cfg
 
 LOG_FILE = "log.txt"

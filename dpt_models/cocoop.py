@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .text import PromptLearner, TextEncoder
+from .text import PromptLearner, TextEncoder, TextEncodingSwitch
 
 
 class ConditionalPromptLearner(PromptLearner):
@@ -53,7 +53,7 @@ class ConditionalPromptLearner(PromptLearner):
         return self.assemble(ctx.unsqueeze(1).expand(-1, self.n_cls, -1, -1))  # ctx [B, C, M, W]
 
 
-class CoCoOpCLIP(nn.Module):
+class CoCoOpCLIP(TextEncodingSwitch, nn.Module):
     """CLIP whose class text features are conditioned on each image.
 
     logits[b, c] = 100 * cos(image b, text of class c under image b's prompts).

@@ -6,10 +6,10 @@ Reference implementation: github.com/KaiyangZhou/CoOp (trainers/coop.py).
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .text import EvalTextCache, PromptLearner, TextEncoder
+from .text import EvalTextCache, PromptLearner, TextEncoder, TextEncodingSwitch
 
 
-class CoOpCLIP(nn.Module):
+class CoOpCLIP(TextEncodingSwitch, nn.Module):
     """CLIP whose class text features come from learned prompts: logits [B, C] = 100 * cos(img, text).
 
     Args:

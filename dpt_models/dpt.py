@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .cavpt import ClassAwarePrompts
-from .visual import PromptedViT
+from .visual import PromptedViT, block_attention_weights
 from .vlp import VLPCLIP
 
 
@@ -30,7 +30,13 @@ class DPTCLIP(VLPCLIP):
         n_extra_tokens, attn_dim: CAVPT's learnable key/value tokens and its query/key dimension.
 
     Outputs (`forward`, besides VLP's): `aux_logits` [L_ca, K, B, C] (one entry per class-aware block)
-    and `class_indices` [B, K] (the selected classes, best first).
+    and `class_indices` [B, K] (the selected classes, best first). `forward(images, return_attention=True)`
+    adds where the model looks (dpt-visualize draws it), N = 1 + patches:
+        `cavpt_attention` [L_ca, B, K, N]: each class-aware block's prompt attention over CLS + patches
+            (renormalised without CAVPT's extra tokens);
+        `cls_attention` [B, N]: the CLS token's attention in the last block over CLS + patches (heads
+            averaged, renormalised without the prompts);
+        `selector_logits` [B, C]: the frozen zero-shot classifier's logits that selected the classes.
     """
 
     needs_zero_shot_image_at_inference = True
@@ -63,30 +69,49 @@ class DPTCLIP(VLPCLIP):
         )
 
     @torch.no_grad()
-    def select_classes(self, zero_shot_image_features):
-        """Top-K classes [B, K] of the frozen zero-shot classifier (template text features), best first."""
-        logits = self.logit_scale.exp() * zero_shot_image_features @ self.template_text_features.t()
-        return logits.topk(self.n_class_prompts, dim=-1).indices
+    def selector_logits(self, zero_shot_image_features):
+        """Logits [B, C] of the frozen zero-shot classifier (template text features) that selects the classes."""
+        return self.logit_scale.exp() * zero_shot_image_features @ self.template_text_features.t()
 
-    def encode_prompted_image(self, images, text_features, zero_shot_image_features):
+    def select_classes(self, zero_shot_image_features):
+        """Top-K classes [B, K] of the frozen zero-shot classifier, best first."""
+        return self.selector_logits(zero_shot_image_features).topk(self.n_class_prompts, dim=-1).indices
+
+    def encode_prompted_image(self, images, text_features, zero_shot_image_features, return_attention=False):
         """Image features [B, E] with deep prompts below BOTTOMLIMIT and class-aware prompts above.
 
         text_features [C, E]: the learned (unnormalised, not detached) text features that feed CAVPT.
+        return_attention: also output the attention maps and selector logits (class docstring).
         """
-        class_indices = self.select_classes(zero_shot_image_features)  # [B, K]
+        selector_logits = self.selector_logits(zero_shot_image_features)  # [B, C]
+        class_indices = selector_logits.topk(self.n_class_prompts, dim=-1).indices  # [B, K]
         selected_text = text_features[class_indices]  # [B, K, E]
         deep_prompts = self.visual_prompts()  # [BL - 1, P, D]
         n_deep = deep_prompts.shape[0]
-        aux_logits = []
+        aux_logits, cavpt_attention = [], []
         x = self.image_encoder.embed(images)  # [N, B, D]
+        n_tokens = x.shape[0]
         for index, block in enumerate(self.image_encoder.blocks):
+            last = index == self.image_encoder.depth - 1
             if index < n_deep:
                 prompts = deep_prompts[index]
             else:
-                prompts, block_aux_logits = self.cavpt[index - n_deep](x, selected_text)  # [K, B, D], [K, B, C]
+                generator = self.cavpt[index - n_deep]
+                prompts, block_aux_logits = generator(x, selected_text)  # [K, B, D], [K, B, C]
                 aux_logits.append(block_aux_logits)
-            x = self.image_encoder.run_block(block, x, prompts, cls_only=index == self.image_encoder.depth - 1)
+                if return_attention:
+                    cavpt_attention.append(generator.attention_weights(x, selected_text)[..., :n_tokens])  # [B, K, N]
+            if return_attention and last:
+                cls_attention = block_attention_weights(block, x, prompts)[:, 0, :n_tokens]  # [B, N]
+            x = self.image_encoder.run_block(block, x, prompts, cls_only=last)
         outputs = {"aux_logits": torch.stack(aux_logits), "class_indices": class_indices}
+        if return_attention:
+            cavpt_attention = torch.stack(cavpt_attention)  # [L_ca, B, K, N]
+            outputs.update(
+                cavpt_attention=cavpt_attention / cavpt_attention.sum(dim=-1, keepdim=True),
+                cls_attention=cls_attention / cls_attention.sum(dim=-1, keepdim=True),
+                selector_logits=selector_logits,
+            )
         return self.image_encoder.project(x), outputs
 
 

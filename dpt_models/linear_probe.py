@@ -22,13 +22,13 @@ def linear_head(classifier, num_classes):
 
 
 class LinearProbeCLIP(nn.Module):
-    """Frozen CLIP image encoder + a linear head: images [B, 3, H, W] -> {"logits": [B, C]}."""
+    """Frozen CLIP image encoder + a linear head for the C classes: images [B, 3, H, W] -> {"logits": [B, C]}."""
 
-    def __init__(self, clip_model, num_classes):
+    def __init__(self, clip_model, classnames):
         super().__init__()
         clip_model.requires_grad_(False)
         self.clip_model = clip_model
-        self.head = nn.Linear(clip_model.visual.output_dim, num_classes)
+        self.head = nn.Linear(clip_model.visual.output_dim, len(classnames))
 
     def forward(self, images):
         return {"logits": self.head(self.clip_model.encode_image(images).float())}

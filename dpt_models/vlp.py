@@ -61,17 +61,18 @@ class VLPCLIP(CoOpCLIP):
         """Prompted image features [B, E] (unnormalised) and a dict of extra outputs (none here)."""
         return self.image_encoder(images, self.visual_prompts()), {}
 
-    def forward(self, images):
+    def forward(self, images, **encode_options):
         """images [B, 3, H, W] -> dict of outputs.
 
         Always `logits` [B, C]; in training mode also `text_guidance_logits` and
-        `visual_guidance_logits` [B, C]; subclasses add their own entries.
+        `visual_guidance_logits` [B, C]; subclasses add their own entries. `encode_options` go to
+        `encode_prompted_image` (DPT's `return_attention`).
         """
         text_features = self.learned_text_features()  # [C, E]
         zero_shot_image = None
         if self.training or self.needs_zero_shot_image_at_inference:
             zero_shot_image = self.zero_shot_image_features(images)  # [B, E]
-        image_features, outputs = self.encode_prompted_image(images, text_features, zero_shot_image)
+        image_features, outputs = self.encode_prompted_image(images, text_features, zero_shot_image, **encode_options)
         image_features = F.normalize(image_features, dim=-1)
         text_features = F.normalize(text_features, dim=-1)
         scale = self.logit_scale.exp()

@@ -112,8 +112,9 @@ def last_epoch(run_dir):
     return max(int(CHECKPOINT_PATTERN.match(osp.basename(p)).group(1)) for p in checkpoint_files(run_dir).values())
 
 
-def build_run_trainer(run_dir, root=None, quiet=True):
-    """The run's trainer, built from its logged config, with its last checkpoint loaded (eval mode).
+def build_run_trainer(run_dir, root=None, quiet=True, trained=True):
+    """The run's trainer, built from its logged config, with its last checkpoint loaded (eval mode);
+    `trained=False` leaves the learned parameters at their initialisation (the run's seed).
 
     Building reads the dataset (its class names and splits) from DATASET.ROOT, or from `root`.
     """
@@ -128,6 +129,7 @@ def build_run_trainer(run_dir, root=None, quiet=True):
         if quiet:
             stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
         trainer = build_trainer(cfg)
-        trainer.load_model(run_dir, epoch=epoch)
+        if trained:
+            trainer.load_model(run_dir, epoch=epoch)
     trainer.set_model_mode("eval")
     return trainer

@@ -11,22 +11,20 @@ import torch
 from reference import reference_clip
 
 import dpt_models
-from dpt_models.cocoop import CoCoOpCLIP
-from dpt_models.coop import CoOpCLIP
-from dpt_models.dpt import DPTCLIP
-from dpt_models.vlp import VLPCLIP
-from dpt_models.vpt import VPTCLIP
-from dpt_models.zsclip import TemplateCLIP
+import trainers  # noqa: F401  (registers the trainers)
+from trainers.base import registered_methods
 
 ROOT_DIR = str(Path(__file__).resolve().parent.parent)
 CLASSNAMES = ["dog", "sea lion", "Annual Crop Land"]
-MODELS = {
-    "TemplateCLIP": (TemplateCLIP, {"templates": ["a photo of a {}.", "itap of a {}."]}),
-    "CoOpCLIP": (CoOpCLIP, {"n_ctx": 4, "csc": True, "class_token_position": "middle"}),
-    "CoCoOpCLIP": (CoCoOpCLIP, {"ctx_init": "a photo of a"}),
-    "VPTCLIP": (VPTCLIP, {"template": "{} texture.", "n_visual_tokens": 3}),
-    "VLPCLIP": (VLPCLIP, {"template": "{} texture.", "n_ctx": 4, "n_visual_tokens": 3}),
-    "DPTCLIP": (DPTCLIP, {"n_class_aware_blocks": 2, "n_class_prompts": 2, "template": "{} texture.", "n_ctx": 4}),
+# Every registered method's model (the registry is the list); options other than the defaults, by model.
+MODELS = {cls.model_class.__name__: cls.model_class for cls in registered_methods().values()}
+OPTIONS = {
+    "TemplateCLIP": {"templates": ["a photo of a {}.", "itap of a {}."]},
+    "CoOpCLIP": {"n_ctx": 4, "csc": True, "class_token_position": "middle"},
+    "CoCoOpCLIP": {"ctx_init": "a photo of a"},
+    "VPTCLIP": {"template": "{} texture.", "n_visual_tokens": 3},
+    "VLPCLIP": {"template": "{} texture.", "n_ctx": 4, "n_visual_tokens": 3},
+    "DPTCLIP": {"n_class_aware_blocks": 2, "n_class_prompts": 2, "template": "{} texture.", "n_ctx": 4},
 }
 # What each model adds to `logits` in training mode.
 TRAINING_OUTPUTS = {
@@ -38,10 +36,9 @@ TRAINING_OUTPUTS = {
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_model_builds_from_plain_arguments_and_returns_logits(name):
-    model_class, options = MODELS[name]
     torch.manual_seed(0)
     clip_model = reference_clip()
-    model = model_class(clip_model, CLASSNAMES, **options)
+    model = MODELS[name](clip_model, CLASSNAMES, **OPTIONS.get(name, {}))
     assert not any(p.requires_grad for p in clip_model.parameters())  # the model freezes its CLIP
     images = torch.randn(2, 3, 32, 32)
     outputs = model.train()(images)

@@ -20,6 +20,8 @@ class CoCoOp(CoOp):
     """Trains the context and the meta-net (the prompt learner) with cross-entropy (TRAINER.COCOOP)."""
 
     config_node = "COCOOP"
+    model_class = CoCoOpCLIP
+    default_config = "CoCoOp/vit_b16_c4_ep10_batch1"
 
     def build_clip_model(self, clip_model, classnames):
-        return CoCoOpCLIP(clip_model, classnames, self.method_cfg.N_CTX, self.method_cfg.CTX_INIT)
+        return self.model_class(clip_model, classnames, self.method_cfg.N_CTX, self.method_cfg.CTX_INIT)

@@ -28,8 +28,10 @@ class CoOp(ClipPromptTrainer):
     """Trains only the prompt learner's context with cross-entropy (TRAINER.COOP)."""
 
     config_node = "COOP"
+    model_class = CoOpCLIP
+    default_config = "CoOp/vit_b16"
     class_dependent_keys = ("token_prefix", "token_suffix")
 
     def build_clip_model(self, clip_model, classnames):
         node = self.method_cfg
-        return CoOpCLIP(clip_model, classnames, node.N_CTX, node.CTX_INIT, node.CSC, node.CLASS_TOKEN_POSITION)
+        return self.model_class(clip_model, classnames, node.N_CTX, node.CTX_INIT, node.CSC, node.CLASS_TOKEN_POSITION)

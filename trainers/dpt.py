@@ -28,6 +28,8 @@ class DPT(VLP):
     """
 
     config_node = "DPT"
+    model_class = DPTCLIP
+    default_config = "DPT/vit_b16"
     class_dependent_keys = ("token_prefix", "token_suffix", "aux_classifier")
 
     def check_method_cfg(self, node):
@@ -46,7 +48,7 @@ class DPT(VLP):
                 f"TRAINER.{self.config_node}.BOTTOMLIMIT must be in 1..{depth} (the ViT's depth) so that at least "
                 f"one block is class-aware, got {node.BOTTOMLIMIT}"
             )
-        return DPTCLIP(
+        return self.model_class(
             clip_model,
             classnames,
             n_class_aware_blocks=depth - (node.BOTTOMLIMIT - 1),  # blocks BOTTOMLIMIT-1..depth-1

@@ -132,6 +132,9 @@ class LinearProbe(ClipPromptTrainer):
     """
 
     config_node = "LINEAR_PROBE"
+    model_class = LinearProbeCLIP
+    default_config = "LinearProbe/vit_b16"
+    benchmarked = False  # scikit-learn fits it: no training step to time
 
     def check_method_cfg(self, node):
         if not node.C_GRID or min(node.C_GRID) <= 0 or node.SEARCH_STEPS < 0 or node.MAX_ITER < 1:
@@ -139,9 +142,6 @@ class LinearProbe(ClipPromptTrainer):
                 f"TRAINER.LINEAR_PROBE: C_GRID must be positive values, SEARCH_STEPS >= 0 and MAX_ITER >= 1; "
                 f"got {node.C_GRID}, {node.SEARCH_STEPS}, {node.MAX_ITER}"
             )
-
-    def build_clip_model(self, clip_model, classnames):
-        return LinearProbeCLIP(clip_model, len(classnames))
 
     def register_trainable_modules(self):
         self.register_model("linear_head", self.model.head)

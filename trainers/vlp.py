@@ -32,7 +32,10 @@ class VLP(ClipPromptTrainer):
     """
 
     config_node = "VLP"
+    model_class = VLPCLIP
+    default_config = "VLP/vit_b16"
     requires_vit = True
+    in_plugin = True
     class_dependent_keys = ("token_prefix", "token_suffix")
 
     def check_method_cfg(self, node):
@@ -60,7 +63,7 @@ class VLP(ClipPromptTrainer):
         }
 
     def build_clip_model(self, clip_model, classnames):
-        return VLPCLIP(clip_model, classnames, **self.vlp_model_options())
+        return self.model_class(clip_model, classnames, **self.vlp_model_options())
 
     def optim_cfg_for(self, module_name):
         """The text context: OPTIM with TEXT_LR and TEXT_WARMUP_EPOCH (hard-coded upstream: 0.002, 1

@@ -20,11 +20,14 @@ class VPT(ClipPromptTrainer):
     """Deep visual prompt tuning of CLIP's ViT with the zero-shot template classifier (TRAINER.VPT)."""
 
     config_node = "VPT"
+    model_class = VPTCLIP
+    default_config = "VPT/vit_b16"
     requires_vit = True
+    in_plugin = True
 
     def check_method_cfg(self, node):
         if node.N_CTX < 1:
             raise UserError(f"TRAINER.VPT.N_CTX (visual prompt tokens) must be >= 1, got {node.N_CTX}")
 
     def build_clip_model(self, clip_model, classnames):
-        return VPTCLIP(clip_model, classnames, self.template, self.method_cfg.N_CTX)
+        return self.model_class(clip_model, classnames, self.template, self.method_cfg.N_CTX)

@@ -20,6 +20,9 @@ class ZeroshotCLIP(ClipPromptTrainer):
     """CLIP with fixed text features of the dataset's template; nothing is trained."""
 
     config_node = "ZSCLIP"
+    model_class = TemplateCLIP
+    default_config = "CoOp/vit_b16"  # CoOp's configs: backbone and input settings
+    eval_only = True
 
     def templates(self):
         return [self.template]
@@ -28,7 +31,7 @@ class ZeroshotCLIP(ClipPromptTrainer):
         templates = self.templates()
         for template in templates:
             print(f"Prompt template: {template!r}")
-        return TemplateCLIP(clip_model, classnames, templates)
+        return self.model_class(clip_model, classnames, templates)
 
     def train(self):
         raise RuntimeError(f"{type(self).__name__} has nothing to train: run it with --eval-only")
@@ -37,6 +40,8 @@ class ZeroshotCLIP(ClipPromptTrainer):
 @TRAINER_REGISTRY.register()
 class ZeroshotCLIP2(ZeroshotCLIP):
     """Zero-shot CLIP with the mean of the seven ImageNet templates (+ the dataset's own)."""
+
+    benchmarked = False  # the same model as ZeroshotCLIP's
 
     def templates(self):
         return ensemble_templates(self.cfg.DATASET.NAME)

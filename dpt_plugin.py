@@ -72,7 +72,7 @@ def _load_trainer_modules():
     package = sys.modules[PRIVATE_PACKAGE]
     offered = {name: cls for name, cls in package.base.registered_methods(package.registry).items() if cls.in_plugin}
     modules = dict.fromkeys([package.base, *(sys.modules[cls.__module__] for cls in offered.values())])
-    return offered, [module.extend_cfg for module in modules]
+    return offered, [module.extend_cfg for module in modules if hasattr(module, "extend_cfg")]
 
 
 def add_missing_keys(cfg, source):

@@ -11,11 +11,12 @@ from . import base
 
 
 def config_modules():
-    """base, the dataset keys' module and the module of every registered method (each once, in order)."""
+    """base, the dataset keys' module and the module of every registered method that defines extend_cfg
+    (a variant subclassed elsewhere reads its parent's node), each once, in order."""
     from clip_datasets import config as dataset_config  # here, so that importing trainers registers no dataset
 
     method_modules = [sys.modules[cls.__module__] for cls in base.registered_methods().values()]
-    return list(dict.fromkeys([base, dataset_config, *method_modules]))
+    return list(dict.fromkeys([base, dataset_config, *(m for m in method_modules if hasattr(m, "extend_cfg"))]))
 
 
 def extend_cfg(cfg):

@@ -5,20 +5,20 @@ Two lines in the host's CoOp-style `train.py` (docs/plugin.md):
     import dpt_plugin              # beside the host's `import trainers.coop` lines
     dpt_plugin.setup(cfg)          # in setup_cfg, right after extend_cfg(cfg)
 
-`setup(cfg)` registers DPT, VLP and VPT in Dassl's TRAINER_REGISTRY (the host's) and adds the config
-keys they read. It registers nothing whose name the host already has: our datasets, CoCoOp and
-ZeroshotCLIP are never imported, our CoOp (VLP's model builds on it) registers only in a private
-registry, and a host trainer called VPT, VLP or DPT is kept. The host's own `trainers` and `clip`
-packages shadow ours on its sys.path, so our trainer modules are loaded from this distribution's files
-under the private package name `dpt_plugin_trainers`, and CLIP comes from the clip-anytorch
-distribution (trainers.clip_backbone).
+`setup(cfg)` registers our methods marked `in_plugin` (DPT, VLP and VPT: `ClipPromptTrainer`'s
+docstring lists what a method sets) in Dassl's TRAINER_REGISTRY (the host's) and adds the config keys
+they read. It registers nothing whose name the host already has: our datasets are never imported, our
+other trainers (CoOp, CoCoOp, ZeroshotCLIP, ...) register only in a private registry, and a host trainer
+called VPT, VLP or DPT is kept. The host's own `trainers` and `clip` packages shadow ours on its
+sys.path, so our trainers package is loaded from this distribution's files under the private package
+name `dpt_plugin_trainers`; the models come from `dpt_models` and CLIP from the clip-anytorch
+distribution (dpt_models.clip_backbone).
 """
 import importlib
 import importlib.util
 import os.path as osp
 import sys
 
-TRAINERS = ("VPT", "VLP", "DPT")
 PRIVATE_PACKAGE = "dpt_plugin_trainers"
 TRAINERS_DIR = osp.join(osp.dirname(osp.abspath(__file__)), "trainers")
 
@@ -45,14 +45,11 @@ def _dassl_compat():
     return dassl_compat
 
 
-CONFIG_MODULES = ("base", "vpt", "vlp", "dpt")  # the modules whose extend_cfg declares the keys these trainers read
-
-
 def _load_trainer_modules():
-    """Our `trainers.vpt` and `trainers.dpt` (with vlp, the CoOp model VLP builds on and the CLIP pieces),
-    loaded from this distribution under PRIVATE_PACKAGE without running `trainers/__init__.py` or
-    `trainers/config.py` (which import every trainer and our datasets). Whatever they register goes
-    into a private registry (our CoOp too); returns (that registry, their extend_cfg functions)."""
+    """Our trainers package, loaded from this distribution under PRIVATE_PACKAGE (every method module in
+    it, as `trainers/__init__.py` does). Whatever they register goes into a private registry; returns
+    {name: trainer class} of the methods offered to the host (`in_plugin`) and their extend_cfg functions
+    (the keys all our trainers share first)."""
     dassl_compat = _dassl_compat()
     from dassl_compat import Registry
 
@@ -60,21 +57,22 @@ def _load_trainer_modules():
         spec = importlib.util.spec_from_file_location(
             PRIVATE_PACKAGE, osp.join(TRAINERS_DIR, "__init__.py"), submodule_search_locations=[TRAINERS_DIR]
         )
-        package = importlib.util.module_from_spec(spec)  # not executed: its __init__ imports every trainer
+        package = importlib.util.module_from_spec(spec)
         package.registry = Registry("DPT_PLUGIN_TRAINER")
         sys.modules[PRIVATE_PACKAGE] = package
         host_registry = dassl_compat.TRAINER_REGISTRY
         dassl_compat.TRAINER_REGISTRY = package.registry  # what our modules' @TRAINER_REGISTRY.register() binds
         try:
-            for name in CONFIG_MODULES:
-                importlib.import_module(f"{PRIVATE_PACKAGE}.{name}")
+            spec.loader.exec_module(package)
         except BaseException:
             del sys.modules[PRIVATE_PACKAGE]
             raise
         finally:
             dassl_compat.TRAINER_REGISTRY = host_registry
-    modules = [sys.modules[f"{PRIVATE_PACKAGE}.{name}"] for name in CONFIG_MODULES]
-    return sys.modules[PRIVATE_PACKAGE].registry, [module.extend_cfg for module in modules]
+    package = sys.modules[PRIVATE_PACKAGE]
+    offered = {name: cls for name, cls in package.base.registered_methods(package.registry).items() if cls.in_plugin}
+    modules = dict.fromkeys([package.base, *(sys.modules[cls.__module__] for cls in offered.values())])
+    return offered, [module.extend_cfg for module in modules if hasattr(module, "extend_cfg")]
 
 
 def add_missing_keys(cfg, source):
@@ -87,15 +85,15 @@ def add_missing_keys(cfg, source):
 
 
 def setup(cfg):
-    """Register DPT, VLP and VPT in the host's TRAINER_REGISTRY (names it already has are left to it) and
-    add their config keys to `cfg` (keys the host defines keep the host's defaults). Safe to call again.
-    Returns the names registered by this call."""
+    """Register our `in_plugin` methods (DPT, VLP, VPT) in the host's TRAINER_REGISTRY (names it already
+    has are left to it) and add their config keys to `cfg` (keys the host defines keep the host's
+    defaults). Safe to call again. Returns the names registered by this call."""
     host_registry = _dassl_compat().TRAINER_REGISTRY
-    ours, extenders = _load_trainer_modules()
+    offered, extenders = _load_trainer_modules()
     registered = []
-    for name in TRAINERS:
+    for name, trainer_class in offered.items():
         if name not in host_registry.registered_names():
-            host_registry.register(ours.get(name))
+            host_registry.register(trainer_class)
             registered.append(name)
     ours_cfg = cfg.clone()
     for extend_cfg in extenders:

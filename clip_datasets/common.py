@@ -24,7 +24,7 @@ from collections import Counter
 from PIL import Image, UnidentifiedImageError
 
 from dassl_compat import DatasetBase, Datum, read_json, write_json
-from dassl_compat.errors import UserError
+from dpt_models.errors import UserError
 
 DRIVE_URL = "https://drive.google.com/file/d/{}/view"
 

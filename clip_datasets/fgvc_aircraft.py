@@ -3,7 +3,7 @@
 import os.path as osp
 
 from dassl_compat import DATASET_REGISTRY, DatasetBase
-from dassl_compat.errors import UserError
+from dpt_models.errors import UserError
 
 from .common import (
     check_images_before_training,

@@ -14,7 +14,7 @@ import os.path as osp
 import random
 
 from dassl_compat import DATASET_REGISTRY, DatasetBase, Datum
-from dassl_compat.errors import UserError
+from dpt_models.errors import UserError
 
 from .common import (
     check_images_before_training,

@@ -8,7 +8,7 @@ pure function of the dataset spec and seed 0, so every machine gets the same fil
 import os.path as osp
 
 from dassl_compat import DATASET_REGISTRY
-from dassl_compat.errors import UserError
+from dpt_models.errors import UserError
 from dpt_toyworld.benchmarks import (
     GENERATION_FILE,
     TOY_DUSK,

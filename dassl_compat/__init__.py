@@ -5,9 +5,10 @@ trainers are real Dassl trainers in Dassl's registries and CoOp's train.py can b
 Without Dassl, or with DASSL_BACKEND=lite, the bundled engine in `dassl_compat.lite` provides the
 same names with the same behaviour, log lines, checkpoint files and folder layout.
 
-Whichever backend is active, optimisers, learning-rate schedulers and checkpoint I/O are the
-bundled ones: Dassl 0.6.3's warmup scheduler passes `verbose` to LRScheduler.__init__ (a TypeError
-on torch >= 2.7) and its checkpoints pickle objects that `torch.load(weights_only=True)` refuses.
+Whichever backend is active, optimisers and learning-rate schedulers are the bundled ones and
+checkpoint I/O is the project's (`dpt_runs.checkpoint`): Dassl 0.6.3's warmup scheduler passes
+`verbose` to LRScheduler.__init__ (a TypeError on torch >= 2.7) and its checkpoints pickle objects
+that `torch.load(weights_only=True)` refuses.
 """
 import os
 import os.path as osp
@@ -54,8 +55,9 @@ def _dassl_available():
     return True
 
 
-# Always the bundled implementations (see the module docstring for why).
-from .lite.checkpoint import load_checkpoint, load_pretrained_weights, resume_from_checkpoint, save_checkpoint  # noqa: E402
+# Always the bundled optimisers and the project's checkpoint I/O (see the module docstring for why).
+from dpt_runs.checkpoint import load_checkpoint, load_pretrained_weights, resume_from_checkpoint, save_checkpoint  # noqa: E402
+
 from .lite.optim import build_lr_scheduler, build_optimizer  # noqa: E402
 
 if _dassl_available():
@@ -84,7 +86,7 @@ if _dassl_available():
         write_json,
     )
 
-    from .lite.checkpoint import CheckpointMixin
+    from dpt_runs.checkpoint import CheckpointMixin
 
     if issubclass(_DasslTrainerX, CheckpointMixin):  # a `dassl` that re-exports the bundled engine
         SimpleTrainer, TrainerX = _DasslSimpleTrainer, _DasslTrainerX

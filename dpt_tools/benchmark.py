@@ -36,26 +36,26 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
+from dpt_models import open_clip_backbone
+from dpt_models.clip_backbone import OPENAI_ARCHITECTURES, load_clip, save_tiny_clip
+from dpt_models.errors import UserError, add_debug_argument, exit_on_user_error
 from dpt_tools.measure import PeakRSS, evaluate
-from trainers import open_clip_backbone
-from trainers.clip_backbone import OPENAI_ARCHITECTURES, load_clip, save_tiny_clip
 
 WORDNET_ID = re.compile(r"^n\d{8}\s+")  # CoOp's ImageNet classnames.txt: "n01440764 tench"
 
-DEFAULT_CONFIGS = {
-    "ZeroshotCLIP": "CoOp/vit_b16",
-    "CoOp": "CoOp/vit_b16",
-    "CoCoOp": "CoCoOp/vit_b16_c4_ep10_batch1",
-    "VPT": "VPT/vit_b16",
-    "VLP": "VLP/vit_b16",
-    "DPT": "DPT/vit_b16",
-}
+def default_configs():
+    """{trainer: its shipped config} of every registered method that is benchmarked (`default_config`)."""
+    import trainers  # noqa: F401  (registers the trainers)
+    from trainers.base import registered_methods
+
+    return {name: cls.default_config for name, cls in registered_methods().items()
+            if cls.benchmarked and cls.default_config}
 
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trainers", nargs="+", default=list(DEFAULT_CONFIGS), choices=list(DEFAULT_CONFIGS))
+    configs = default_configs()
+    parser.add_argument("--trainers", nargs="+", default=list(configs), choices=list(configs))
     parser.add_argument("--backbone", default="ViT-B/16", help="MODEL.BACKBONE.NAME")
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument("--path", default="", help="MODEL.BACKBONE.PATH (a CLIP checkpoint file)")
@@ -131,7 +131,7 @@ def build(trainer_name, args, data_root, input_size):
     from dpt_tools import train
 
     precision_node = TRAINER_REGISTRY.get(trainer_name).config_node
-    config_file = DEFAULT_CONFIGS[trainer_name]  # a shipped config name
+    config_file = TRAINER_REGISTRY.get(trainer_name).default_config  # a shipped config name
     argv = [
         "--root", data_root, "--trainer", trainer_name, "--config-file", config_file,
         "--output-dir", osp.join(data_root, "out", trainer_name),

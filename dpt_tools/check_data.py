@@ -18,7 +18,7 @@ import io
 import os.path as osp
 import sys
 
-from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
+from dpt_models.errors import UserError, add_debug_argument, exit_on_user_error
 from dpt_tools.config_files import shipped_config_root
 
 CONFIG_DIR = osp.join(shipped_config_root(), "datasets")

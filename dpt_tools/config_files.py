@@ -9,7 +9,7 @@ also resolves outside a clone.
 import os.path as osp
 from pathlib import Path
 
-from dassl_compat.errors import UserError
+from dpt_models.errors import UserError
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 KINDS = ("trainers", "datasets")

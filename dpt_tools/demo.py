@@ -21,7 +21,6 @@ from dpt_tools import parse_results
 from dpt_tools.results_common import run_accuracy
 
 CONFIG = "toy"
-ZERO_SHOT = ("ZeroshotCLIP", "ZeroshotCLIP2")
 # The trainer's progress line: "epoch [3/30] batch [16/16] time ... loss 1.2345 (1.3012) ... eta 0:00:41".
 PROGRESS = re.compile(r"epoch \[(\d+)/(\d+)\] batch \[(\d+)/(\d+)\].*?loss [\d.]+ \(([\d.]+)\).*?eta (\S+)")
 
@@ -74,21 +73,36 @@ def build_parser():
     return parser
 
 
+def registered_method(trainer):
+    """The registered trainer class of `trainer`: whether it trains (`eval_only`) and the folder of its
+    configs (`default_config`'s); None for a name not registered (train.py then says so)."""
+    import trainers  # noqa: F401  (registers the trainers)
+    from trainers.base import registered_methods
+
+    return registered_methods().get(trainer)
+
+
+def is_zero_shot(trainer):
+    method = registered_method(trainer)
+    return method is not None and method.eval_only
+
+
 def run_folder(output, dataset, trainer, shots, seed):
     """The scripts' layout: <output>/<dataset>/<TRAINER>/toy_<K>shots/seed<S> (zero-shot: toy/seed<S>)."""
-    setting = CONFIG if trainer in ZERO_SHOT else f"{CONFIG}_{shots}shots"
+    setting = CONFIG if is_zero_shot(trainer) else f"{CONFIG}_{shots}shots"
     return osp.join(output, dataset, trainer, setting, f"seed{seed}")
 
 
 def train_args(args, trainer, out_dir):
-    config_trainer = "CoOp" if trainer in ZERO_SHOT else trainer
-    argv = ["--eval-only"] if trainer in ZERO_SHOT else []
+    method = registered_method(trainer)
+    config_folder = method.default_config.split("/")[0] if method and method.default_config else trainer
+    argv = ["--eval-only"] if is_zero_shot(trainer) else []
     return argv + [
         "--root", args.data,
         "--seed", str(args.seed),
         "--trainer", trainer,
         "--dataset-config-file", args.dataset,
-        "--config-file", f"{config_trainer}/{CONFIG}",
+        "--config-file", f"{config_folder}/{CONFIG}",
         "--output-dir", out_dir,
         "DATASET.NUM_SHOTS", str(args.shots),
     ]

@@ -15,10 +15,10 @@ import torch
 from tabulate import tabulate
 
 from dassl_compat import load_checkpoint
-from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
+from dpt_models.errors import UserError, add_debug_argument, exit_on_user_error
+from dpt_models.text import tokenizer_of
 from dpt_tools.run_folder import checkpoint_files, load_run_config
 from trainers.base import load_backbone
-from trainers.text import tokenizer_of
 
 CONTEXT_KEY = "prompt_learner.ctx"
 

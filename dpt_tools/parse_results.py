@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from dassl_compat.errors import add_debug_argument, exit_on_user_error
+from dpt_models.errors import add_debug_argument, exit_on_user_error
 from dpt_tools.results_common import (
     CROSS_DATASET_SOURCE,
     CROSS_DATASET_TARGETS,

@@ -25,7 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from dassl_compat.errors import add_debug_argument, exit_on_user_error
+from dpt_models.errors import add_debug_argument, exit_on_user_error
 from dpt_tools.results_common import (
     KEEP_ALL,
     RunFilter,

@@ -1,8 +1,8 @@
-"""Pretrain the toy CLIP (`trainers/weights/toyclip_vit.pt`) on procedural image-caption pairs, on CPU.
+"""Pretrain the toy CLIP (`dpt_models/weights/toyclip_vit.pt`) on procedural image-caption pairs, on CPU.
 
     python -m dpt_tools.pretrain_toy_clip                       # 800 steps, about 5-8 minutes on one CPU core
     python -m dpt_tools.pretrain_toy_clip --output /tmp/toy.pt --steps 50
-    python -m dpt_tools.pretrain_toy_clip --evaluate trainers/weights/toyclip_vit.pt      # only the report
+    python -m dpt_tools.pretrain_toy_clip --evaluate dpt_models/weights/toyclip_vit.pt      # only the report
 
 The run is seeded (model init and every batch), so the same command on the same machine and
 thread count reproduces the file (checked: identical tensors). After training it reports, on the
@@ -18,11 +18,11 @@ import os.path as osp
 import clip
 import torch
 
+from dpt_models.clip_backbone import SHIPPED_WEIGHTS
+from dpt_models.templates import class_prompts, template_for
 from dpt_toyworld.benchmarks import TOY_DATASETS, render_split
 from dpt_toyworld.pretrain import ToyClipConfig, export_state_dict, images_to_tensor, pretrain
 from dpt_toyworld.zeroshot import accuracy_of, image_features, linear_probe_accuracy, prompt_text_features
-from trainers.clip_backbone import SHIPPED_WEIGHTS
-from trainers.templates import class_prompts, template_for
 
 DEFAULT_OUTPUT = SHIPPED_WEIGHTS["ToyCLIP-ViT"]
 

@@ -21,7 +21,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dassl_compat.errors import UserError
+from dpt_models.errors import UserError
 
 FEW_SHOT_BENCHMARKS = (
     "ImageNet",

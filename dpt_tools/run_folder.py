@@ -1,6 +1,6 @@
 """Reading a finished train.py run folder back: its config, its checkpoints, its trainer.
 
-A run folder holds `config.yaml` (the config train.py records, `dassl_compat/lite/run_folder.py`),
+A run folder holds `config.yaml` (the config train.py records, `dpt_runs/output_folder.py`),
 `log.txt` (where train.py also prints the full config, as Dassl does: the only record in folders
 written before `config.yaml` existed, or by CoOp's train.py) and one folder per registered model with
 `model.pth.tar-<epoch>` checkpoints. The tools that inspect a trained run
@@ -17,8 +17,8 @@ import re
 import yaml
 
 from dassl_compat import build_trainer, get_cfg_default, set_random_seed
-from dassl_compat.errors import UserError
-from dassl_compat.lite.run_folder import CONFIG_FILE, read_recorded_config
+from dpt_models.errors import UserError
+from dpt_runs.output_folder import CONFIG_FILE, read_recorded_config
 from trainers.config import extend_cfg
 
 LOG_FILE = "log.txt"
@@ -112,8 +112,9 @@ def last_epoch(run_dir):
     return max(int(CHECKPOINT_PATTERN.match(osp.basename(p)).group(1)) for p in checkpoint_files(run_dir).values())
 
 
-def build_run_trainer(run_dir, root=None, quiet=True):
-    """The run's trainer, built from its logged config, with its last checkpoint loaded (eval mode).
+def build_run_trainer(run_dir, root=None, quiet=True, trained=True):
+    """The run's trainer, built from its logged config, with its last checkpoint loaded (eval mode);
+    `trained=False` leaves the learned parameters at their initialisation (the run's seed).
 
     Building reads the dataset (its class names and splits) from DATASET.ROOT, or from `root`.
     """
@@ -128,6 +129,7 @@ def build_run_trainer(run_dir, root=None, quiet=True):
         if quiet:
             stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
         trainer = build_trainer(cfg)
-        trainer.load_model(run_dir, epoch=epoch)
+        if trained:
+            trainer.load_model(run_dir, epoch=epoch)
     trainer.set_model_mode("eval")
     return trainer

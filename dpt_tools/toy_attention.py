@@ -11,14 +11,13 @@ classes' prompts, and for the CLS token in the last block. `--untrained` measure
 its learned parameters left at their initialisation (the baseline the training should move away from).
 """
 import argparse
-import contextlib
 import os.path as osp
 import sys
 
 import numpy as np
 import torch
 
-from dassl_compat.errors import UserError
+from dpt_models.errors import UserError
 from dpt_tools.run_folder import build_run_trainer, load_run_config
 from dpt_tools.visualize import load_image_files, object_concentration, patch_map, trace_attention
 from dpt_toyworld.benchmarks import TOY_DATASETS, object_mask
@@ -37,12 +36,7 @@ def toy_spec_of(cfg):
 def object_attention_ratios(run_dir, untrained=False, batch_size=200):
     """{"label": [n], "other": [m], "cls": [N]}: concentration ratios over the run's toy test set."""
     spec = toy_spec_of(load_run_config(run_dir))
-    with contextlib.ExitStack() as stack:
-        if untrained:  # same model and seed, learned parameters at their initialisation
-            from dassl_compat.lite.checkpoint import CheckpointMixin
-
-            stack.enter_context(_skip_loading(CheckpointMixin))
-        trainer = build_run_trainer(run_dir)
+    trainer = build_run_trainer(run_dir, trained=not untrained)  # untrained: same model and seed, at initialisation
     folders = spec.folder_names()
     items = trainer.dm.dataset.test
     ratios = {"label": [], "other": [], "cls": []}
@@ -59,16 +53,6 @@ def object_attention_ratios(run_dir, untrained=False, batch_size=200):
                 ratio = object_concentration(patch_map(traced["cavpt"][-1, row, k].cpu()), mask)
                 ratios["label" if selected == item.label else "other"].append(ratio)
     return {key: np.asarray(values) for key, values in ratios.items()}
-
-
-@contextlib.contextmanager
-def _skip_loading(trainer_class):
-    load_model = trainer_class.load_model
-    trainer_class.load_model = lambda self, directory, epoch=None: None
-    try:
-        yield
-    finally:
-        trainer_class.load_model = load_model
 
 
 def main(argv=None):

@@ -30,8 +30,8 @@ from dassl_compat import (
     set_random_seed,
     setup_logger,
 )
-from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
-from dassl_compat.lite.run_folder import check_recorded_config, lock_output_folder, record_run, tidy_output_folder
+from dpt_models.errors import UserError, add_debug_argument, exit_on_user_error
+from dpt_runs.output_folder import check_recorded_config, lock_output_folder, record_run, tidy_output_folder
 from dpt_tools.config_files import resolve_config
 from trainers.config import extend_cfg
 
@@ -277,7 +277,7 @@ def init_distributed():
 
 
 def main(argv=None):
-    """Run train.py; input errors end in one paragraph on stderr and exit status 2 (see dassl_compat.errors)."""
+    """Run train.py; input errors end in one paragraph on stderr and exit status 2 (see dpt_models.errors)."""
     args = build_parser().parse_args(argv)
     with exit_on_user_error(args.debug, output_folder=args.output_dir):
         return run(args)

@@ -29,9 +29,9 @@ import tempfile
 from yacs.config import CfgNode
 
 from dassl_compat import get_cfg_default
-from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
+from dpt_models.clip_backbone import OPENAI_ARCHITECTURES, save_tiny_clip
+from dpt_models.errors import UserError, add_debug_argument, exit_on_user_error
 from dpt_tools.versus_reference_side import THEIR_TRAINERS
-from trainers.clip_backbone import OPENAI_ARCHITECTURES, save_tiny_clip
 
 # repository option -> (the authors' repository, a file every clone of it has)
 REPOSITORIES = {

@@ -21,9 +21,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
+from dpt_models.errors import UserError, add_debug_argument, exit_on_user_error
 from dpt_tools.run_folder import build_run_trainer
-from trainers.visual import block_attention_weights
 
 
 def require_class_aware_prompts(trainer, run_dir):
@@ -39,46 +38,17 @@ def require_class_aware_prompts(trainer, run_dir):
 
 @torch.no_grad()
 def trace_attention(model, images):
-    """Run DPT's prompted image encoder on images [B, 3, H, W] and record its attention.
-
-    The same computation as `DPTCLIP.encode_prompted_image` (tested to give the same features). Returns
-    a dict: `image_features` [B, E] (unnormalised), `class_indices` [B, K] and `selector_scores` [B, K]
-    (the zero-shot selector's softmax probabilities of the selected classes), `cavpt` [L_ca, B, K, N]
-    (each class-aware block's prompt attention over CLS + patches, renormalised without the extra
-    tokens), `cls` [B, N] (the CLS token's attention in the last block over CLS + patches,
-    renormalised without the prompts), `logits` [B, C] (the model's prediction).
-    """
-    zero_shot = model.zero_shot_image_features(images)  # [B, E]
-    selector_logits = model.logit_scale.exp() * zero_shot @ model.template_text_features.t()  # [B, C]
-    class_indices = model.select_classes(zero_shot)  # [B, K]
-    text_features = model.learned_text_features()  # [C, E]
-    selected_text = text_features[class_indices]  # [B, K, E]
-    deep_prompts = model.visual_prompts()  # [BL - 1, P, D]
-    n_deep = deep_prompts.shape[0]
-    encoder = model.image_encoder
-    x = encoder.embed(images)  # [N, B, D]
-    n_tokens = x.shape[0]
-    cavpt_maps = []
-    for index, block in enumerate(encoder.blocks):
-        if index < n_deep:
-            prompts = deep_prompts[index]
-        else:
-            generator = model.cavpt[index - n_deep]
-            prompts, _ = generator(x, selected_text)  # [K, B, D]
-            cavpt_maps.append(generator.attention_weights(x, selected_text)[..., :n_tokens])  # [B, K, N]
-        if index == encoder.depth - 1:
-            cls_map = block_attention_weights(block, x, prompts)[:, 0, :n_tokens]  # [B, N]
-        x = encoder.run_block(block, x, prompts)
-    image_features = encoder.project(x)  # [B, E]
-    logits = model.logit_scale.exp() * F.normalize(image_features, dim=-1) @ F.normalize(text_features, dim=-1).t()
-    cavpt = torch.stack(cavpt_maps)
+    """DPT's attention on images [B, 3, H, W] (the model in eval mode), from its forward with
+    `return_attention=True`: a dict of `logits` [B, C], `class_indices` [B, K], `selector_scores` [B, K]
+    (the zero-shot selector's softmax probabilities of the selected classes), `cavpt` [L_ca, B, K, N] and
+    `cls` [B, N] (the attention maps over CLS + patches, `DPTCLIP`'s docstring)."""
+    outputs = model(images, return_attention=True)
     return {
-        "image_features": image_features,
-        "logits": logits,
-        "class_indices": class_indices,
-        "selector_scores": selector_logits.softmax(dim=-1).gather(1, class_indices),
-        "cavpt": cavpt / cavpt.sum(dim=-1, keepdim=True),
-        "cls": cls_map / cls_map.sum(dim=-1, keepdim=True),
+        "logits": outputs["logits"],
+        "class_indices": outputs["class_indices"],
+        "selector_scores": outputs["selector_logits"].softmax(dim=-1).gather(1, outputs["class_indices"]),
+        "cavpt": outputs["cavpt_attention"],
+        "cls": outputs["cls_attention"],
     }
 
 

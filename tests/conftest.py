@@ -36,7 +36,7 @@ def write_image_folder(root, classes=FOLDER_CLASSES, per_split=(("train", 6), ("
 @pytest.fixture(scope="session")
 def tiny_clip_file(tmp_path_factory):
     """A random ViT CLIP (2+2 layers, 32 px, embed 32) saved as an fp16 state dict."""
-    from trainers.clip_backbone import save_tiny_clip
+    from dpt_models.clip_backbone import save_tiny_clip
 
     return save_tiny_clip(str(tmp_path_factory.mktemp("clip") / "tiny_vit.pt"), seed=0)
 

@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import torch
 
-from trainers.clip_backbone import build_model
-from trainers.coop import CoOpCLIP
+from dpt_models.clip_backbone import build_model
+from dpt_models.coop import CoOpCLIP
 from trainers.dpt import DPT
 from trainers.vlp import VLP
 from trainers.vpt import VPT

@@ -1,7 +1,7 @@
 """A catalogue of bad inputs, each through the entry point a user runs (train.py's main and the
 console scripts' main functions).
 
-Every case asserts the exit status (2, `dassl_compat.errors.EXIT_USER_ERROR`), that the one
+Every case asserts the exit status (2, `dpt_models.errors.EXIT_USER_ERROR`), that the one
 paragraph on stderr names the file or key and the fix, that no traceback is printed, and that
 nothing that was in the output folder before (an earlier finished run) changed. Most cases fail
 before training; the data and output folders are copies, so every case starts from the same state.
@@ -20,7 +20,7 @@ import torch
 from conftest import folder_run_args
 from PIL import Image
 
-from dassl_compat.errors import EXIT_USER_ERROR, UserError
+from dpt_models.errors import EXIT_USER_ERROR, UserError
 from dpt_tools import benchmark, check_data, parse_results, plot_results
 
 

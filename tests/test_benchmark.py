@@ -3,22 +3,22 @@ is asserted: a benchmark's numbers depend on the machine), also without a weight
 import pytest
 import torch
 
+from dpt_models.clip_backbone import OPENAI_ARCHITECTURES, build_model, tiny_clip_state_dict
 from dpt_tools import benchmark
-from trainers.clip_backbone import OPENAI_ARCHITECTURES, build_model, tiny_clip_state_dict
 
 
 def test_benchmark_reports_every_trainer(tiny_clip_file, capsys):
     rows = benchmark.main(["--backbone", "tiny", "--path", tiny_clip_file, "--classes", "4", "--batch-size", "2",
                            "--steps", "1", "--precision", "fp32", "--device", "cpu",
                            "--opts", "TRAINER.DPT.BOTTOMLIMIT", "2"])
-    assert [row["trainer"] for row in rows] == list(benchmark.DEFAULT_CONFIGS)
+    assert [row["trainer"] for row in rows] == list(benchmark.default_configs())
     by_name = {row["trainer"]: row for row in rows}
     assert by_name["ZeroshotCLIP"]["trainable"] == 0 and "train_img_s" not in by_name["ZeroshotCLIP"]
     assert by_name["CoOp"]["trainable"] == 16 * 128  # 16 context vectors of the text width
     assert all(row["eval_img_s"] > 0 for row in rows)
     assert all(row["train_img_s"] > 0 for row in rows if row["trainer"] != "ZeroshotCLIP")
     table = capsys.readouterr().out
-    assert all(f"| {name} |" in table for name in benchmark.DEFAULT_CONFIGS)
+    assert all(f"| {name} |" in table for name in benchmark.default_configs())
 
 
 def test_random_vit_b32_has_the_released_architecture():

@@ -1,9 +1,9 @@
-"""CAVPT (trainers/cavpt.py and the auxiliary loss of trainers/dpt.py): fidelity of the generator to the
+"""CAVPT (dpt_models/cavpt.py and the auxiliary loss of dpt_models/dpt.py): fidelity of the generator to the
 authors' outputs, and the auxiliary loss without a match and its gradient paths."""
 import torch
 from reference import assert_close, float_outputs, reference_model
 
-from trainers.dpt import auxiliary_loss
+from dpt_models.dpt import auxiliary_loss
 
 
 def test_cavpt_generator_reproduces_reference_prompts_and_aux_logits():

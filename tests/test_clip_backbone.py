@@ -1,11 +1,11 @@
-"""trainers/clip_backbone.py: loading CLIP weights (OpenAI archives and state dicts, a clear error when missing)."""
+"""dpt_models/clip_backbone.py: loading CLIP weights (OpenAI archives and state dicts, a clear error when missing)."""
 import urllib.error
 
 import pytest
 import torch
 
-from dassl_compat.errors import UserError
-from trainers.clip_backbone import MissingWeightsError, clip, load_clip
+from dpt_models.clip_backbone import MissingWeightsError, clip, load_clip
+from dpt_models.errors import UserError
 
 
 def test_missing_clip_weights_error_names_file_url_and_place(tmp_path, monkeypatch):
@@ -29,7 +29,7 @@ def test_openai_torchscript_archives_and_state_dicts_load_alike(tmp_path):
     """OpenAI's released files are TorchScript archives; ours and the tests' are state dicts."""
     import warnings
 
-    from trainers.clip_backbone import save_tiny_clip
+    from dpt_models.clip_backbone import save_tiny_clip
 
     state_file = save_tiny_clip(str(tmp_path / "state.pt"), seed=4)
     model = load_clip("tiny", path=state_file)

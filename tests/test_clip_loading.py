@@ -4,7 +4,7 @@ import clip.model
 import pytest
 import torch
 
-from trainers.clip_backbone import build_clip, build_model, load_clip, save_tiny_clip, tiny_clip_state_dict
+from dpt_models.clip_backbone import build_clip, build_model, load_clip, save_tiny_clip, tiny_clip_state_dict
 
 ARCHITECTURES = {
     "vit": {},

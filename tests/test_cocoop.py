@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from conftest import folder_run_args, read_log
 from reference import assert_close, load_reference, reference_clip
 
-from trainers.cocoop import CoCoOpCLIP
+from dpt_models.cocoop import CoCoOpCLIP
 
 # The reference files and the released configs they were computed with.
 REFERENCE_OPTIONS = {

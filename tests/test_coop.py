@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from conftest import folder_run_args, read_log
 from reference import assert_close, coop_reference_model
 
-from dassl_compat.errors import UserError
+from dpt_models.errors import UserError
 
 
 def test_coop_reproduces_reference_logits_loss_and_gradients():

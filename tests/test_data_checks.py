@@ -15,7 +15,7 @@ from clip_datasets.common import DatasetNotFoundError
 from clip_datasets.imagenet import read_classnames
 from clip_datasets.toy import ToyFog
 from dassl_compat import build_dataset, get_cfg_default, set_random_seed
-from dassl_compat.errors import UserError
+from dpt_models.errors import UserError
 from dpt_tools import check_data
 from dpt_toyworld.benchmarks import TOY_FOG, write_toy_dataset
 from tests.dataset_fixtures import build_fgvc_aircraft, build_imagenet

@@ -15,10 +15,10 @@ from conftest import ROOT, folder_run_args
 from reference import load_reference, reference_clip
 from torch.nn.parallel import DistributedDataParallel
 
+from dpt_models.coop import CoOpCLIP
+from dpt_models.templates import template_for
+from dpt_models.vpt import VPTCLIP
 from trainers.base import ddp_options
-from trainers.coop import CoOpCLIP
-from trainers.templates import template_for
-from trainers.vpt import VPTCLIP
 
 WORLD_SIZE = 2
 

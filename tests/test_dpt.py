@@ -17,12 +17,13 @@ from reference import (
 from trainer_runs import assert_reports, build_from_command_line
 
 from dassl_compat import TRAINER_REGISTRY
-from dassl_compat.errors import UserError
-from trainers.clip_backbone import CLIP, tiny_clip
-from trainers.dpt import DPT, DPTCLIP
-from trainers.visual import PromptedViT
-from trainers.vlp import VLPCLIP
-from trainers.vpt import VPTCLIP
+from dpt_models.clip_backbone import CLIP, tiny_clip
+from dpt_models.dpt import DPTCLIP
+from dpt_models.errors import UserError
+from dpt_models.visual import PromptedViT
+from dpt_models.vlp import VLPCLIP
+from dpt_models.vpt import VPTCLIP
+from trainers.dpt import DPT
 
 # The authors' loss components -> ours.
 COMPONENT_NAMES = {

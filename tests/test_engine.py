@@ -7,7 +7,7 @@ import torch
 from conftest import folder_run_args, read_log
 
 from dassl_compat import TrainerX, build_lr_scheduler, get_cfg_default
-from dassl_compat.errors import UserError
+from dpt_models.errors import UserError
 
 
 def lr_trace(epochs, **optim):

@@ -5,7 +5,7 @@ import shutil
 import pytest
 from conftest import folder_run_args
 
-from dassl_compat.errors import UserError
+from dpt_models.errors import UserError
 from dpt_tools import interpret_prompt
 from dpt_tools.run_folder import checkpoint_files, load_run_config
 

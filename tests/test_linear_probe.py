@@ -19,10 +19,11 @@ import torch
 from conftest import folder_run_args, write_image_folder
 from sklearn.linear_model import LogisticRegression
 
-from dassl_compat.errors import UserError
+from dpt_models.errors import UserError
+from dpt_models.linear_probe import linear_head
 from dpt_tools import demo, plot_results
 from dpt_tools.results_common import run_accuracy
-from trainers.linear_probe import COARSE_GRID, LinearProbe, linear_head, search_c
+from trainers.linear_probe import COARSE_GRID, LinearProbe, search_c
 
 TOY_MARGIN = 8.0
 

@@ -1,24 +1,30 @@
 """Every method's model from plain arguments, as in a notebook (no config node, no dataset name, no
-trainer): a dict with `logits` [B, C] in training and in evaluation, on the reference's tiny CLIP."""
+trainer): a dict with `logits` [B, C] in training and in evaluation, on the reference's tiny CLIP; and the
+model layer loads no engine."""
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from reference import reference_clip
 
-from trainers.cocoop import CoCoOpCLIP
-from trainers.coop import CoOpCLIP
-from trainers.dpt import DPTCLIP
-from trainers.vlp import VLPCLIP
-from trainers.vpt import VPTCLIP
-from trainers.zsclip import TemplateCLIP
+import dpt_models
+import trainers  # noqa: F401  (registers the trainers)
+from trainers.base import registered_methods
 
+ROOT_DIR = str(Path(__file__).resolve().parent.parent)
 CLASSNAMES = ["dog", "sea lion", "Annual Crop Land"]
-MODELS = {
-    "TemplateCLIP": (TemplateCLIP, {"templates": ["a photo of a {}.", "itap of a {}."]}),
-    "CoOpCLIP": (CoOpCLIP, {"n_ctx": 4, "csc": True, "class_token_position": "middle"}),
-    "CoCoOpCLIP": (CoCoOpCLIP, {"ctx_init": "a photo of a"}),
-    "VPTCLIP": (VPTCLIP, {"template": "{} texture.", "n_visual_tokens": 3}),
-    "VLPCLIP": (VLPCLIP, {"template": "{} texture.", "n_ctx": 4, "n_visual_tokens": 3}),
-    "DPTCLIP": (DPTCLIP, {"n_class_aware_blocks": 2, "n_class_prompts": 2, "template": "{} texture.", "n_ctx": 4}),
+# Every registered method's model (the registry is the list); options other than the defaults, by model.
+MODELS = {cls.model_class.__name__: cls.model_class for cls in registered_methods().values()}
+OPTIONS = {
+    "TemplateCLIP": {"templates": ["a photo of a {}.", "itap of a {}."]},
+    "CoOpCLIP": {"n_ctx": 4, "csc": True, "class_token_position": "middle"},
+    "CoCoOpCLIP": {"ctx_init": "a photo of a"},
+    "VPTCLIP": {"template": "{} texture.", "n_visual_tokens": 3},
+    "VLPCLIP": {"template": "{} texture.", "n_ctx": 4, "n_visual_tokens": 3},
+    "DPTCLIP": {"n_class_aware_blocks": 2, "n_class_prompts": 2, "template": "{} texture.", "n_ctx": 4},
 }
 # What each model adds to `logits` in training mode.
 TRAINING_OUTPUTS = {
@@ -30,10 +36,9 @@ TRAINING_OUTPUTS = {
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_model_builds_from_plain_arguments_and_returns_logits(name):
-    model_class, options = MODELS[name]
     torch.manual_seed(0)
     clip_model = reference_clip()
-    model = model_class(clip_model, CLASSNAMES, **options)
+    model = MODELS[name](clip_model, CLASSNAMES, **OPTIONS.get(name, {}))
     assert not any(p.requires_grad for p in clip_model.parameters())  # the model freezes its CLIP
     images = torch.randn(2, 3, 32, 32)
     outputs = model.train()(images)
@@ -41,3 +46,18 @@ def test_model_builds_from_plain_arguments_and_returns_logits(name):
     assert TRAINING_OUTPUTS.get(name, set()) <= set(outputs)
     with torch.no_grad():
         assert model.eval()(images)["logits"].shape == (2, 3)
+
+
+ENGINE_MODULES = ("dassl", "dassl_compat", "yacs", "trainers")
+
+
+def test_model_layer_imports_no_engine():
+    """Importing every module of the model layer, in a fresh interpreter, loads no engine, Dassl, yacs or
+    trainer (one interpreter for all: a module that loaded one would leave it in sys.modules)."""
+    modules = ["dpt_models"] + [f"dpt_models.{module.name}" for module in pkgutil.iter_modules(dpt_models.__path__)]
+    check = (f"import sys, {', '.join(modules)}; "
+             f"print(sorted(name for name in sys.modules if name.split('.')[0] in {ENGINE_MODULES!r}))")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=ROOT_DIR)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert "dpt_models.dpt" in modules and len(modules) > 10

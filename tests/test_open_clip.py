@@ -1,4 +1,4 @@
-"""open_clip backbones (trainers/open_clip_backbone.py) on small randomly initialised open_clip models:
+"""open_clip backbones (dpt_models/open_clip_backbone.py) on small randomly initialised open_clip models:
 the prompted ViT and the text encoder compute open_clip's own encode_image / encode_text, zero-shot
 logits are open_clip's zero-shot classifier's, the model's preprocessing and tokenizer are used, the
 offline and unsupported-architecture errors, and every trainer trains and reloads through train.py."""
@@ -18,11 +18,9 @@ from reference import assert_close
 from trainer_runs import PROJECT_TRAINERS, assert_reports, build_from_command_line, run_args
 
 from dassl_compat import get_cfg_default
-from dassl_compat.errors import UserError
-from dpt_tools import benchmark, interpret_prompt, visualize
-from trainers.clip_backbone import MissingWeightsError
-from trainers.config import extend_cfg
-from trainers.open_clip_backbone import (
+from dpt_models.clip_backbone import MissingWeightsError
+from dpt_models.errors import UserError
+from dpt_models.open_clip_backbone import (
     import_open_clip,
     load_open_clip,
     preprocess_settings,
@@ -30,10 +28,12 @@ from trainers.open_clip_backbone import (
     save_model_folder,
     tiny_model_cfg,
 )
-from trainers.templates import class_prompts
-from trainers.text import PromptLearner, TextEncoder
-from trainers.visual import PromptedViT, block_attention_weights
-from trainers.zsclip import TemplateCLIP
+from dpt_models.templates import class_prompts
+from dpt_models.text import PromptLearner, TextEncoder
+from dpt_models.visual import PromptedViT, block_attention_weights
+from dpt_models.zsclip import TemplateCLIP
+from dpt_tools import benchmark, interpret_prompt, visualize
+from trainers.config import extend_cfg
 
 # Not CLIP's constants, so that a test can tell which preprocessing was used.
 PREPROCESS = {"mean": [0.5, 0.45, 0.4], "std": [0.25, 0.26, 0.27], "interpolation": "bilinear"}

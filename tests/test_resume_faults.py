@@ -19,8 +19,8 @@ import pytest
 import torch
 from conftest import ROOT, folder_run_args, write_image_folder
 
-from dassl_compat.errors import EXIT_USER_ERROR
-from dassl_compat.lite.run_folder import LOCK_FILE, OutputFolderLock
+from dpt_models.errors import EXIT_USER_ERROR
+from dpt_runs.output_folder import LOCK_FILE, OutputFolderLock
 
 # Runs train.py in a fresh process that SIGKILLs itself at a chosen point, a stand-in for a crash,
 # an out-of-memory kill or a pre-empted job:
@@ -33,7 +33,7 @@ sys.path.insert(0, {root!r})
 import torch
 torch.set_num_threads(1)
 from dpt_tools import train
-from dassl_compat.lite import checkpoint
+from dpt_runs import checkpoint
 from trainers.base import ClipPromptTrainer
 
 kind, _, count = sys.argv[1].partition(":")
@@ -201,7 +201,7 @@ def test_a_second_run_into_a_busy_folder_stops_and_a_dead_runs_lock_is_taken_ove
     assert "overwrite each other's checkpoints" in err
 
     dead = subprocess.Popen([sys.executable, "-c", "import os, signal, sys; sys.path.insert(0, sys.argv[1]); "
-                             "from dassl_compat.lite.run_folder import OutputFolderLock; "
+                             "from dpt_runs.output_folder import OutputFolderLock; "
                              "OutputFolderLock(sys.argv[2]).acquire(); os.kill(os.getpid(), signal.SIGKILL)",
                              ROOT, str(out)])
     assert dead.wait() == -signal.SIGKILL and (out / LOCK_FILE).read_text().startswith(f"pid {dead.pid} on ")
@@ -310,7 +310,7 @@ def run_script(script, *args, **env):
 
 
 def test_scripts_skip_a_finished_run_only_while_its_recorded_options_match(tmp_path):
-    from dassl_compat.lite.run_folder import record_config
+    from dpt_runs.output_folder import record_config
     from dpt_tools import train
 
     env = {"DATA": str(tmp_path), "DRY_RUN": "1", "SEEDS": "1", "OUTPUT": str(tmp_path / "output")}
@@ -346,7 +346,7 @@ def test_staging_folders_of_a_killed_toy_data_generation_are_removed(tmp_path):
 
 def test_a_full_disk_while_saving_leaves_no_half_file_and_the_run_resumes(run_train, tmp_path, data_root,
                                                                           tiny_clip_file, monkeypatch):
-    from dassl_compat.errors import UserError
+    from dpt_models.errors import UserError
 
     out = tmp_path / "run"
     args = folder_run_args(data_root, tiny_clip_file, out, epochs=2)
@@ -370,7 +370,7 @@ def test_a_full_disk_while_saving_leaves_no_half_file_and_the_run_resumes(run_tr
 
 def test_checkpoints_of_an_older_layout_resume_only_when_every_module_has_the_same_epoch(
         run_train, tmp_path, data_root, tiny_clip_file):
-    from dassl_compat.errors import UserError
+    from dpt_models.errors import UserError
 
     out = tmp_path / "older"
     args = folder_run_args(data_root, tiny_clip_file, out, "DPT", 2, dpt_extra())

@@ -1,4 +1,4 @@
-"""trainers/text.py: the prompt learner (class-token positions, CTX_INIT, batched assembly) and the text
+"""dpt_models/text.py: the prompt learner (class-token positions, CTX_INIT, batched assembly) and the text
 encoder (truncated encoding equals CLIP's full-length one, gradient checkpointing)."""
 import pytest
 import torch
@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from conftest import folder_run_args, read_log
 from reference import assert_close, coop_reference_model
 
-from trainers.clip_backbone import clip, tiny_clip
-from trainers.templates import class_prompts
-from trainers.text import PromptLearner, TextEncoder
+from dpt_models.clip_backbone import clip, tiny_clip
+from dpt_models.templates import class_prompts
+from dpt_models.text import PromptLearner, TextEncoder
 
 
 def full_length_prompt_features(clip_model, learner):

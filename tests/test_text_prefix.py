@@ -1,12 +1,12 @@
-"""The shared-prefix text encoding (trainers/text.py): the `[SOS] ctx` prefix every class shares is
+"""The shared-prefix text encoding (dpt_models/text.py): the `[SOS] ctx` prefix every class shares is
 encoded once, each class's own positions attend to it; same features and gradients as encoding the
 full prompts, far fewer positions; full prompts for class-specific context or another class position."""
 import pytest
 import torch
 
-from trainers.clip_backbone import tiny_clip
-from trainers.cocoop import ConditionalPromptLearner
-from trainers.text import PromptLearner, TextEncoder
+from dpt_models.clip_backbone import tiny_clip
+from dpt_models.cocoop import ConditionalPromptLearner
+from dpt_models.text import PromptLearner, TextEncoder
 
 CLASSNAMES = ["Annual Crop Land", "Forest", "Herbaceous Vegetation Land", "Highway or Road", "sea lion"]
 
@@ -123,11 +123,11 @@ def test_shared_prefix_option_reaches_every_text_encoder(tmp_path, data_root, ti
 def test_classes_are_grouped_by_eot_once_not_at_every_encoding(options, monkeypatch):
     """The learner groups its classes by EOT position when it is built; encoding its prompts (every
     training step) does not group them again (no per-step device sync)."""
-    import trainers.text
+    import dpt_models.text
 
     clip_model = tiny_clip(seed=2)
     learner = PromptLearner(CLASSNAMES, clip_model, n_ctx=4, **options)
     encoder = TextEncoder(clip_model)
     expected = encoder.encode_learned_prompts(learner).detach()
-    monkeypatch.setattr(trainers.text, "groups_by_eot", lambda *args: pytest.fail("grouped again"))
+    monkeypatch.setattr(dpt_models.text, "groups_by_eot", lambda *args: pytest.fail("grouped again"))
     torch.testing.assert_close(encoder.encode_learned_prompts(learner).detach(), expected, rtol=0, atol=0)

@@ -17,16 +17,16 @@ from PIL import Image
 import clip_datasets  # noqa: F401  (registers the datasets)
 from clip_datasets.common import DatasetNotFoundError
 from dassl_compat import DATASET_REGISTRY, get_cfg_default
-from dassl_compat.errors import UserError
+from dpt_models.errors import UserError
+from dpt_models.templates import class_prompts, template_for
 from dpt_tools import pretrain_toy_clip
 from dpt_toyworld.benchmarks import GENERATION_FILE, TOY_DUSK, TOY_FOG, render_split, write_toy_dataset
 from dpt_toyworld.pretrain import ToyClipConfig, build_toy_clip
 from dpt_toyworld.render import FOG_DENSITY, apply_style
 from dpt_toyworld.zeroshot import chance_upper_bound, load_images, zero_shot_accuracy
 from trainers.config import extend_cfg
-from trainers.templates import class_prompts, template_for
 
-WEIGHTS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), "trainers", "weights", "toyclip_vit.pt")
+WEIGHTS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), "dpt_models", "weights", "toyclip_vit.pt")
 TOY_SPECS = (TOY_FOG, TOY_DUSK)
 
 

@@ -9,7 +9,7 @@ import torch
 from conftest import read_log
 from trainer_runs import PROJECT_TRAINERS, assert_reports, build, run_args
 
-from dassl_compat.errors import UserError
+from dpt_models.errors import UserError
 
 BASE = ("DATASET.SUBSAMPLE_CLASSES", "base")  # 2 of the folder's 4 classes
 NEW = ("DATASET.SUBSAMPLE_CLASSES", "new")  # the other 2

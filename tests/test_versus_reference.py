@@ -11,8 +11,8 @@ import textwrap
 
 import pytest
 
+from dpt_models.clip_backbone import OPENAI_ARCHITECTURES
 from dpt_tools import versus_reference
-from trainers.clip_backbone import OPENAI_ARCHITECTURES
 
 THEIR_COOP = '''
 import sys

@@ -1,9 +1,9 @@
-"""trainers/visual.py: the prompted ViT forward."""
+"""dpt_models/visual.py: the prompted ViT forward."""
 import pytest
 import torch
 from reference import reference_clip
 
-from trainers.visual import PromptedViT, run_block_with_prompts
+from dpt_models.visual import PromptedViT, run_block_with_prompts
 
 
 def test_prompted_vit_without_prompts_is_clip_encode_image():

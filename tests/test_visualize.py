@@ -18,11 +18,11 @@ import torch
 from conftest import folder_run_args
 from PIL import Image
 
+from dpt_models.clip_backbone import tiny_clip
+from dpt_models.dpt import DPTCLIP
+from dpt_models.visual import block_attention_weights
 from dpt_tools import demo, visualize
 from dpt_tools.toy_attention import object_attention_ratios
-from trainers.clip_backbone import tiny_clip
-from trainers.dpt import DPTCLIP
-from trainers.visual import block_attention_weights
 
 CLASSNAMES = ["Forest", "River", "Highway or Road", "Sea or Lake"]
 
@@ -49,18 +49,21 @@ def test_cavpt_attention_weights_are_the_ones_its_forward_uses(tiny_dpt):
     torch.testing.assert_close(rebuilt.permute(1, 0, 2), prompts, atol=1e-5, rtol=1e-5)
 
 
-def test_traced_forward_is_the_models_forward(tiny_dpt):
+def test_attention_on_request_leaves_the_forward_unchanged(tiny_dpt):
     model, images = tiny_dpt
-    traced = visualize.trace_attention(model, images)
     with torch.no_grad():
-        zero_shot = model.zero_shot_image_features(images)
-        features, outputs = model.encode_prompted_image(images, model.learned_text_features(), zero_shot)
-        logits = model(images)["logits"]
-    torch.testing.assert_close(traced["image_features"], features)
-    torch.testing.assert_close(traced["logits"], logits)
-    assert torch.equal(traced["class_indices"], outputs["class_indices"])
+        plain = model(images)
+        traced = model(images, return_attention=True)
+    for key in ("logits", "aux_logits", "class_indices"):
+        assert torch.equal(traced[key], plain[key]), key
     n_tokens = 1 + (32 // 8) ** 2
-    assert traced["cavpt"].shape == (1, 2, 3, n_tokens) and traced["cls"].shape == (2, n_tokens)
+    assert traced["cavpt_attention"].shape == (1, 2, 3, n_tokens) and traced["cls_attention"].shape == (2, n_tokens)
+    torch.testing.assert_close(traced["cavpt_attention"].sum(-1), torch.ones(1, 2, 3))
+    torch.testing.assert_close(traced["cls_attention"].sum(-1), torch.ones(2))
+    selected = traced["selector_logits"].topk(3, dim=-1).indices
+    assert torch.equal(selected, traced["class_indices"])
+    drawn = visualize.trace_attention(model, images)
+    assert torch.equal(drawn["cls"], traced["cls_attention"]) and drawn["selector_scores"].shape == (2, 3)
     last = model.image_encoder.blocks[-1]
     weights = block_attention_weights(last, torch.randn(n_tokens, 2, 64), torch.randn(3, 2, 64))
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, n_tokens + 3))

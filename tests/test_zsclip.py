@@ -7,9 +7,9 @@ from conftest import folder_run_args, read_log
 from reference import assert_close, load_reference, reference_clip
 from trainer_runs import assert_reports, build_from_command_line
 
-from trainers.templates import class_prompts
-from trainers.text import TextEncoder
-from trainers.zsclip import TemplateCLIP
+from dpt_models.templates import class_prompts
+from dpt_models.text import TextEncoder
+from dpt_models.zsclip import TemplateCLIP
 
 
 def test_zeroshot_clip_reproduces_reference():

@@ -12,11 +12,9 @@ from sklearn.metrics import f1_score
 import trainers  # noqa: F401  (registers the trainers)
 from dassl_compat import TRAINER_REGISTRY, build_trainer, set_random_seed
 from dpt_tools import train
-from trainers.base import ClipPromptTrainer
+from trainers.base import registered_methods
 
-PROJECT_TRAINERS = sorted(
-    name for name in TRAINER_REGISTRY.registered_names() if issubclass(TRAINER_REGISTRY.get(name), ClipPromptTrainer)
-)
+PROJECT_TRAINERS = sorted(registered_methods())
 # What a trainer needs on the tiny CLIP, by config node (none for the others): DPT's class-aware block
 # within the 2-block ViT (BOTTOMLIMIT 2: block 0 deep prompts, block 1 class-aware).
 TINY_CLIP_OPTS = {"DPT": ("TRAINER.DPT.BOTTOMLIMIT", "2")}

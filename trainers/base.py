@@ -4,16 +4,11 @@
 classnames)`, registers the trainable modules (each with its own optimiser, scheduler and checkpoint
 folder) and freezes everything else; `forward_backward` runs the model under the configured precision
 and calls `compute_loss(outputs, labels) -> (loss, components)`. Every model returns a dict with at
-least `logits` [B, C]. So a new method writes:
-
-- `build_clip_model(clip_model, classnames)`: its model, from plain arguments;
-- `compute_loss(outputs, labels)`, unless its loss is the cross-entropy of `logits`;
-- `optim_cfg_for(module_name)`, only where a module needs optimiser settings other than OPTIM;
-- in its module, `extend_cfg(cfg)` adding its `TRAINER.<NAME>` node (with `PREC`), and
-  `check_method_cfg(node)` for its own options.
+least `logits` [B, C]. What a method writes is listed once, in `ClipPromptTrainer`'s docstring.
 
 The skeleton also owns precision modes, parameter-count logging, loading the only trained module
-from MODEL.INIT_WEIGHTS and multi-process (DDP) training.
+from MODEL.INIT_WEIGHTS and multi-process (DDP) training. `registered_methods()` is the one list of
+methods: the tools, the plugin and the tests derive theirs from it.
 """
 import contextlib
 import inspect
@@ -24,6 +19,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+import dassl_compat
 from dassl_compat import (
     TrainerX,
     build_lr_scheduler,
@@ -32,12 +28,11 @@ from dassl_compat import (
     count_num_param,
     load_pretrained_weights,
 )
-from dassl_compat.errors import UserError
-
-from . import open_clip_backbone
-from .clip_backbone import load_clip_from_cfg
-from .templates import template_for
-from .text import PromptLearner, TextEncoder
+from dpt_models import open_clip_backbone
+from dpt_models.clip_backbone import load_clip_from_cfg
+from dpt_models.errors import UserError
+from dpt_models.templates import template_for
+from dpt_models.text import PromptLearner, TextEncodingSwitch
 
 PRECISIONS = ("fp32", "fp16", "amp", "bf16")
 
@@ -60,15 +55,45 @@ def extend_cfg(cfg):
 
 
 class ClipPromptTrainer(TrainerX):
-    """A Dassl TrainerX around a frozen CLIP; subclasses set `config_node` and write `build_clip_model`.
+    """A Dassl TrainerX around a frozen CLIP. A method is a subclass registered with
+    `@TRAINER_REGISTRY.register()` in its own module of `trainers/` (or a `train.py --plugin` file), whose
+    model is an `nn.Module` in `dpt_models/`.
+
+    The module defines `extend_cfg(cfg)`, adding the method's `TRAINER.<config_node>` node (with `PREC`).
+
+    The class sets (class attributes):
+        config_node: the method's config node, TRAINER.<config_node> (required).
+        model_class: its model, `model_class(clip_model, classnames, **options)` with `forward(images
+            [B, 3, H, W])` returning a dict with at least `logits` [B, C] (required; the model tests build
+            every registered model_class with its defaults).
+        default_config: the shipped config `<folder>/<name>` (configs/trainers/) that dpt-benchmark uses;
+            its folder also holds the method's `toy.yaml` (dpt-demo). "" for none.
+        class_dependent_keys: state-dict key parts that depend on the class set (class-name buffers,
+            per-class heads), dropped when weights are loaded for other classes (default: none).
+        requires_vit: True if it prompts the ViT's blocks (a ResNet backbone is refused; default False).
+        eval_only: True if nothing is trained (zero-shot): run with --eval-only (default False).
+        benchmarked: False to leave it out of dpt-benchmark (default True).
+        in_plugin: True to offer it to a host Dassl harness through `dpt_plugin.setup` (default False).
+
+    and overrides:
+        build_clip_model(clip_model, classnames): only if the model needs options from the config
+            (default: `model_class(clip_model, classnames)`);
+        compute_loss(outputs, labels) -> (loss, {name: value to log}): unless its loss is CE of `logits`;
+        check_method_cfg(node): reject bad options of its node with a UserError naming the key;
+        optim_cfg_for(module_name): a module trained with other settings than OPTIM.
 
     Precision, from `cfg.TRAINER.<config_node>.PREC`: "fp32"; "fp16" / "amp" (fp16 autocast with a
     GradScaler, fp32 master parameters); "bf16" (bf16 autocast). Parameters always stay fp32, so
     small updates are never rounded away (the reference's pure-fp16 updates lose them).
     """
 
-    config_node = ""  # the method's config node, TRAINER.<config_node>
-    requires_vit = False  # True for methods that prompt the ViT's blocks (a ResNet backbone is refused)
+    config_node = ""
+    model_class = None
+    default_config = ""
+    requires_vit = False
+    eval_only = False
+    benchmarked = True
+    in_plugin = False
 
     def __init__(self, cfg):
         self.preloaded_clip = None
@@ -79,10 +104,8 @@ class ClipPromptTrainer(TrainerX):
             settings = open_clip_backbone.preprocess_settings(self.preloaded_clip)
             self.backbone_input_cfg = with_input_settings(cfg, settings)
         super().__init__(cfg)
-        for module in self.model.modules():
-            if isinstance(module, TextEncoder):
-                module.gradient_checkpointing = cfg.MODEL.TEXT_GRAD_CHECKPOINT
-                module.shared_prefix = cfg.MODEL.TEXT_SHARED_PREFIX
+        if isinstance(self.model, TextEncodingSwitch):
+            self.model.set_text_encoding(cfg.MODEL.TEXT_GRAD_CHECKPOINT, cfg.MODEL.TEXT_SHARED_PREFIX)
         if is_distributed():
             self.distribute()
 
@@ -182,7 +205,7 @@ class ClipPromptTrainer(TrainerX):
         self.check_method_cfg(node)
 
     def check_method_cfg(self, node):
-        """Validate the method's own config node (raise a ValueError naming the key); none by default."""
+        """Validate the method's own config node (raise a UserError naming the key); none by default."""
 
     def build_data_loader(self):
         """Dassl's data loaders; with an open_clip backbone, their transforms use the model's own size,
@@ -218,9 +241,11 @@ class ClipPromptTrainer(TrainerX):
         self.log_trainable_parameters(self.model)
 
     def build_clip_model(self, clip_model, classnames):
-        """The method's nn.Module around a loaded CLIP; its forward(images [B, 3, H, W]) returns a dict
-        with at least `logits` [B, C]."""
-        raise NotImplementedError(f"{type(self).__name__} builds its model in build_clip_model(clip_model, classnames)")
+        """The method's nn.Module around a loaded CLIP (default: `model_class` with its defaults); its
+        forward(images [B, 3, H, W]) returns a dict with at least `logits` [B, C]."""
+        if self.model_class is None:
+            raise NotImplementedError(f"{type(self).__name__} sets model_class or writes build_clip_model")
+        return self.model_class(clip_model, classnames)
 
     def register_trainable_modules(self):
         """Register each top-level module of the model that has trainable parameters under its
@@ -377,3 +402,12 @@ def ddp_options():
     if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
         return {"forward_sync_buffers": False}
     return {"broadcast_buffers": False}
+
+
+def registered_methods(registry=None):
+    """{name: trainer class} of every method registered in `registry` (default: the active Dassl
+    TRAINER_REGISTRY), in registration order: the ClipPromptTrainer subclasses, not Dassl's own trainers
+    or a host harness's."""
+    registry = registry or dassl_compat.TRAINER_REGISTRY
+    classes = {name: registry.get(name) for name in registry.registered_names()}
+    return {name: cls for name, cls in classes.items() if isinstance(cls, type) and issubclass(cls, ClipPromptTrainer)}

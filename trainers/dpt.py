@@ -1,26 +1,11 @@
-"""DPT: dual-modality prompt tuning = CoOp text prompts + deep visual prompts + class-aware visual prompts.
-
-Xing et al., "Dual Modality Prompt Tuning for Vision-Language Pre-Trained Model", IEEE TMM 2023
-(arXiv 2208.08340); reference implementation github.com/fanrena/DPT (`trainers/DPT.py`); the method in
-short: docs/methods/dpt.md. Our default configuration computes the same function as that code; its
-defects we fix are listed in docs/fidelity.md, "What we fixed in the reference code" (notably: the
-auxiliary loss is 0, not NaN, when no label is among the top K classes).
-
-Blocks 0..BOTTOMLIMIT-2 of the ViT get ordinary deep visual prompts; blocks BOTTOMLIMIT-1..depth-1 get
-class-aware prompts (`cavpt.py`) generated from the learned text features of the K = min(CPN, C)
-classes that the frozen zero-shot CLIP ranks highest for the image. Each class-aware prompt also
-predicts the class through an auxiliary classifier, trained with weight ALPHA on the prompts whose
-selected class is the label. The loss adds that term to VLP's guidance loss (`vlp.py`).
-"""
-import torch
-import torch.nn.functional as F
-
+"""DPT's trainer and config node (TRAINER.DPT); the model and its auxiliary loss are in `dpt_models.dpt`."""
 from dassl_compat import TRAINER_REGISTRY
-from dassl_compat.errors import UserError
+from dpt_models.dpt import DPTCLIP, auxiliary_loss
+from dpt_models.errors import UserError
+from dpt_models.visual import PromptedViT
+from dpt_models.vlp import guidance_loss
 
-from .cavpt import ClassAwarePrompts
-from .visual import PromptedViT
-from .vlp import VLP, VLPCLIP, guidance_loss, vlp_config_node
+from .vlp import VLP, vlp_config_node
 
 
 def extend_cfg(cfg):
@@ -34,93 +19,6 @@ def extend_cfg(cfg):
     cfg.TRAINER.DPT = node
 
 
-class DPTCLIP(VLPCLIP):
-    """VLP's model with class-aware visual prompts in the top blocks.
-
-    Args (keyword only; any other keyword goes to VLPCLIP: template, n_ctx, ..., n_visual_tokens):
-        n_class_aware_blocks: the top blocks (1..depth) that get class-aware prompts; the ones below
-            get deep prompts.
-        n_class_prompts: CPN; K = min(CPN, C) classes are selected per image.
-        n_extra_tokens, attn_dim: CAVPT's learnable key/value tokens and its query/key dimension.
-
-    Outputs (`forward`, besides VLP's): `aux_logits` [L_ca, K, B, C] (one entry per class-aware block)
-    and `class_indices` [B, K] (the selected classes, best first).
-    """
-
-    needs_zero_shot_image_at_inference = True
-
-    def __init__(
-        self,
-        clip_model,
-        classnames,
-        *,
-        n_class_aware_blocks=1,
-        n_class_prompts=10,
-        n_extra_tokens=10,
-        attn_dim=32,
-        **vlp_options,
-    ):
-        depth = PromptedViT(clip_model.visual).depth  # raises for a non-ViT backbone
-        if not 1 <= n_class_aware_blocks <= depth:
-            raise ValueError(
-                f"n_class_aware_blocks must be in 1..{depth} (the ViT's depth), got {n_class_aware_blocks}"
-            )
-        super().__init__(clip_model, classnames, n_visual_blocks=depth - n_class_aware_blocks, **vlp_options)
-        self.n_class_prompts = min(n_class_prompts, len(classnames))
-        self.cavpt = ClassAwarePrompts(
-            n_class_aware_blocks,
-            self.image_encoder.output_dim,
-            self.image_encoder.width,
-            len(classnames),
-            n_extra_tokens,
-            attn_dim,
-        )
-
-    @torch.no_grad()
-    def select_classes(self, zero_shot_image_features):
-        """Top-K classes [B, K] of the frozen zero-shot classifier (template text features), best first."""
-        logits = self.logit_scale.exp() * zero_shot_image_features @ self.template_text_features.t()
-        return logits.topk(self.n_class_prompts, dim=-1).indices
-
-    def encode_prompted_image(self, images, text_features, zero_shot_image_features):
-        """Image features [B, E] with deep prompts below BOTTOMLIMIT and class-aware prompts above.
-
-        text_features [C, E]: the learned (unnormalised, not detached) text features that feed CAVPT.
-        """
-        class_indices = self.select_classes(zero_shot_image_features)  # [B, K]
-        selected_text = text_features[class_indices]  # [B, K, E]
-        deep_prompts = self.visual_prompts()  # [BL - 1, P, D]
-        n_deep = deep_prompts.shape[0]
-        aux_logits = []
-        x = self.image_encoder.embed(images)  # [N, B, D]
-        for index, block in enumerate(self.image_encoder.blocks):
-            if index < n_deep:
-                prompts = deep_prompts[index]
-            else:
-                prompts, block_aux_logits = self.cavpt[index - n_deep](x, selected_text)  # [K, B, D], [K, B, C]
-                aux_logits.append(block_aux_logits)
-            x = self.image_encoder.run_block(block, x, prompts, cls_only=index == self.image_encoder.depth - 1)
-        outputs = {"aux_logits": torch.stack(aux_logits), "class_indices": class_indices}
-        return self.image_encoder.project(x), outputs
-
-
-def auxiliary_loss(aux_logits, class_indices, labels):
-    """CAVPT's auxiliary loss: C-way CE of the prompts whose selected class is the label.
-
-    aux_logits [L, K, B, C], class_indices [B, K], labels [B]. The mean is over the kept
-    (block, sample, prompt) rows; with none kept the loss is 0 (upstream: NaN), still attached to the
-    graph. Returns (loss, number of kept rows).
-    """
-    n_blocks, n_prompts, batch_size, _ = aux_logits.shape
-    rows = aux_logits.permute(2, 0, 1, 3)  # [B, L, K, C]
-    keep = (class_indices == labels.unsqueeze(1)).unsqueeze(1).expand(-1, n_blocks, -1)  # [B, L, K]
-    kept_logits = rows[keep]  # [R, C]
-    if kept_logits.shape[0] == 0:
-        return kept_logits.sum(), 0
-    kept_labels = labels.view(batch_size, 1, 1).expand(-1, n_blocks, n_prompts)[keep]
-    return F.cross_entropy(kept_logits, kept_labels), kept_logits.shape[0]
-
-
 @TRAINER_REGISTRY.register()
 class DPT(VLP):
     """Dual-modality prompt tuning (TRAINER.DPT): VLP's trainer plus CAVPT and its auxiliary loss.
@@ -130,6 +28,8 @@ class DPT(VLP):
     """
 
     config_node = "DPT"
+    model_class = DPTCLIP
+    default_config = "DPT/vit_b16"
     class_dependent_keys = ("token_prefix", "token_suffix", "aux_classifier")
 
     def check_method_cfg(self, node):
@@ -148,7 +48,7 @@ class DPT(VLP):
                 f"TRAINER.{self.config_node}.BOTTOMLIMIT must be in 1..{depth} (the ViT's depth) so that at least "
                 f"one block is class-aware, got {node.BOTTOMLIMIT}"
             )
-        return DPTCLIP(
+        return self.model_class(
             clip_model,
             classnames,
             n_class_aware_blocks=depth - (node.BOTTOMLIMIT - 1),  # blocks BOTTOMLIMIT-1..depth-1

@@ -25,15 +25,15 @@ from functools import cached_property
 
 import numpy as np
 import torch
-import torch.nn as nn
 from yacs.config import CfgNode as CN
 
 from dassl_compat import TRAINER_REGISTRY
-from dassl_compat.errors import UserError
+from dpt_models import open_clip_backbone
+from dpt_models.clip_backbone import resolve_weights_file
+from dpt_models.errors import UserError
+from dpt_models.linear_probe import LinearProbeCLIP, linear_head
 
-from . import open_clip_backbone
 from .base import ClipPromptTrainer
-from .clip_backbone import resolve_weights_file
 
 COARSE_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
 
@@ -82,22 +82,6 @@ def search_c(train, val, grid=COARSE_GRID, steps=8, max_iter=1000):
     return best, history
 
 
-def linear_head(classifier, num_classes):
-    """The fitted classifier as nn.Linear(E, num_classes) giving the same predictions."""
-    coef = torch.as_tensor(classifier.coef_, dtype=torch.float32)
-    intercept = torch.as_tensor(classifier.intercept_, dtype=torch.float32)
-    if coef.shape[0] == 1:  # binary: scikit-learn keeps one row, the logit of classes_[1]
-        coef, intercept = torch.cat([torch.zeros_like(coef), coef]), torch.cat([torch.zeros_like(intercept), intercept])
-    head = nn.Linear(coef.shape[1], num_classes)
-    with torch.no_grad():
-        head.weight.zero_()
-        head.bias.fill_(-1e4)  # classes absent from the training sample are never predicted
-        rows = torch.as_tensor(classifier.classes_, dtype=torch.long)
-        head.weight[rows] = coef
-        head.bias[rows] = intercept
-    return head
-
-
 def file_digest(path, chunk=1 << 20):
     """SHA-1 of a file's content (hex, 12 characters)."""
     digest = hashlib.sha1()
@@ -140,19 +124,6 @@ class FeatureCache:
         os.replace(staging, self.path)  # atomic: a concurrent reader sees the old file or the new one
 
 
-class LinearProbeCLIP(nn.Module):
-    """Frozen CLIP image encoder + a linear head: images [B, 3, H, W] -> {"logits": [B, C]}."""
-
-    def __init__(self, clip_model, num_classes):
-        super().__init__()
-        clip_model.requires_grad_(False)
-        self.clip_model = clip_model
-        self.head = nn.Linear(clip_model.visual.output_dim, num_classes)
-
-    def forward(self, images):
-        return {"logits": self.head(self.clip_model.encode_image(images).float())}
-
-
 @TRAINER_REGISTRY.register()
 class LinearProbe(ClipPromptTrainer):
     """Linear-probe CLIP (TRAINER.LINEAR_PROBE): `train()` fits the head, saves it and tests it.
@@ -161,6 +132,9 @@ class LinearProbe(ClipPromptTrainer):
     """
 
     config_node = "LINEAR_PROBE"
+    model_class = LinearProbeCLIP
+    default_config = "LinearProbe/vit_b16"
+    benchmarked = False  # scikit-learn fits it: no training step to time
 
     def check_method_cfg(self, node):
         if not node.C_GRID or min(node.C_GRID) <= 0 or node.SEARCH_STEPS < 0 or node.MAX_ITER < 1:
@@ -168,9 +142,6 @@ class LinearProbe(ClipPromptTrainer):
                 f"TRAINER.LINEAR_PROBE: C_GRID must be positive values, SEARCH_STEPS >= 0 and MAX_ITER >= 1; "
                 f"got {node.C_GRID}, {node.SEARCH_STEPS}, {node.MAX_ITER}"
             )
-
-    def build_clip_model(self, clip_model, classnames):
-        return LinearProbeCLIP(clip_model, len(classnames))
 
     def register_trainable_modules(self):
         self.register_model("linear_head", self.model.head)

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checkpoint import CheckpointMixin
+from dpt_runs.checkpoint import CheckpointMixin
+
 from .data import DataManager
 from .evaluation import build_evaluator
 from .registry import Registry
@@ -170,7 +171,7 @@ class SimpleTrainer(TrainerBase):
         self.best_result = -np.inf
 
     def check_cfg(self, cfg):
-        """Check that the config fits the trainer (subclasses raise a ValueError if not)."""
+        """Check that the config fits the trainer (subclasses raise a UserError if not)."""
 
     def build_data_loader(self):
         dm = DataManager(self.cfg)

@@ -4,7 +4,8 @@ OpenAI's architectures (OPENAI_ARCHITECTURES) for benchmarks without the weight 
 Every model is built by `build_clip(state_dict)`: `clip.model.build_model`'s architecture and values
 (fp32, eval mode) without its randomly initialised copy (built on the meta device, weights assigned).
 Weights are looked up in this order: MODEL.BACKBONE.PATH if set, the project's shipped toy
-weights for "ToyCLIP-ViT" (`trainers/weights/`), then `~/.cache/clip/<file>` (downloaded there when the network allows).
+weights for "ToyCLIP-ViT" (`dpt_models/weights/`), then `~/.cache/clip/<file>` (downloaded there when
+the network allows).
 """
 import importlib
 import importlib.metadata
@@ -17,7 +18,7 @@ import zipfile
 
 import torch
 
-from dassl_compat.errors import UserError
+from .errors import UserError
 
 OPENAI_CLIP_DISTRIBUTION = "clip-anytorch"
 PRIVATE_CLIP_NAME = "_dpt_openai_clip"

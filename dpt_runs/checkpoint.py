@@ -22,8 +22,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from ..errors import UserError
-from .utils import mkdir_if_missing
+from dpt_models.errors import UserError
 
 LATEST_FILE = "checkpoint"
 BEST_FILE = "model-best.pth.tar"
@@ -58,7 +57,7 @@ def _atomic_write_text(text, fpath):
 
 def save_checkpoint(state, save_dir, is_best=False, remove_module_from_keys=True, model_name="", update_latest=True):
     """Save `state` as `save_dir/model.pth.tar-<epoch>` (or `model_name`) and update `checkpoint`."""
-    mkdir_if_missing(save_dir)
+    os.makedirs(save_dir, exist_ok=True)
     if remove_module_from_keys:
         state["state_dict"] = OrderedDict(
             (k[7:] if k.startswith("module.") else k, v) for k, v in state["state_dict"].items()
@@ -211,7 +210,7 @@ class CheckpointMixin:
     """save_model / resume_model_if_exist / load_model for a trainer with registered models.
 
     Trainers list the state-dict keys that depend on the class set in `class_dependent_keys`
-    (matched against the last components of a key, e.g. "token_prefix" or "cavpt.classifiers");
+    (matched against the last components of a key, e.g. "token_prefix" or "aux_classifier");
     load_model drops them, so a context learned on one class set loads for another. A key that
     is class-specific but kept (a CSC context, `class_specific_keys`) loads only onto the class
     names it was trained on, unless the caller allows a mismatch.

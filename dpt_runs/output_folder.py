@@ -16,7 +16,8 @@ import socket
 
 import yaml
 
-from ..errors import UserError
+from dpt_models.errors import UserError
+
 from .checkpoint import has_checkpoints, remove_leftovers, temporary_path
 
 LOCK_FILE = "run.lock"

@@ -242,6 +242,18 @@ class TextEncoder(nn.Module):
         return features / features.norm(dim=-1, keepdim=True) if normalize else features
 
 
+class TextEncodingSwitch:
+    """What a model with a learned text encoder (`self.text_encoder`, a TextEncoder) exposes to set how it
+    encodes, from outside (the trainer, from MODEL.TEXT_GRAD_CHECKPOINT and MODEL.TEXT_SHARED_PREFIX)."""
+
+    def set_text_encoding(self, gradient_checkpointing=False, shared_prefix=True):
+        """gradient_checkpointing: recompute the text encoder's activations in backward (memory for many
+        classes); shared_prefix: encode the `[SOS] ctx` prefix all classes share once (exact). Returns self."""
+        self.text_encoder.gradient_checkpointing = gradient_checkpointing
+        self.text_encoder.shared_prefix = shared_prefix
+        return self
+
+
 class PromptLearner(nn.Module):
     """CoOp's learnable context: `[SOS] ctx_1..ctx_M {classname}. [EOS]` token embeddings per class.
 

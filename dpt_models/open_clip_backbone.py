@@ -18,9 +18,8 @@ import os.path as osp
 
 import torch
 
-from dassl_compat.errors import UserError
-
 from .clip_backbone import MissingWeightsError
+from .errors import UserError
 
 PREFIX = "open_clip:"
 HF_WEIGHTS_FILE = "open_clip_pytorch_model.bin"  # open_clip's file in a hf-hub repo whose tag names none

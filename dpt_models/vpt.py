@@ -1,0 +1,38 @@
+"""VPT: deep visual prompts in every ViT block + CLIP's fixed zero-shot classifier.
+
+Jia et al., "Visual Prompt Tuning" (ECCV 2022), as the baseline in Xing et al., "Dual Modality Prompt
+Tuning for Vision-Language Pre-Trained Model" (IEEE TMM 2023); reference implementation
+github.com/fanrena/DPT (`trainers/VPT.py`). Only the visual prompts train; the classifier is the
+normalised text features of the dataset's hand-written template ("a photo of a {}." ...).
+"""
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .templates import template_text_features
+from .visual import DeepVisualPrompts, PromptedViT
+
+
+class VPTCLIP(nn.Module):
+    """CLIP with deep visual prompts in all blocks, classifying against fixed template features.
+
+    Args:
+        clip_model: an OpenAI CLIP ViT (frozen here); classnames: the C class names.
+        template: the zero-shot template ("a photo of a {}.") of the classifier.
+        n_visual_tokens: deep visual prompt tokens per block.
+    """
+
+    def __init__(self, clip_model, classnames, template="a photo of a {}.", n_visual_tokens=10):
+        super().__init__()
+        clip_model.requires_grad_(False)
+        self.image_encoder = PromptedViT(clip_model.visual)
+        self.visual_prompts = DeepVisualPrompts(self.image_encoder.depth, n_visual_tokens, self.image_encoder.width)
+        self.register_buffer(
+            "template_text_features", template_text_features(clip_model, classnames, [template]), persistent=False
+        )
+        self.logit_scale = clip_model.logit_scale
+
+    def forward(self, images):
+        """images [B, 3, H, W] -> {"logits": [B, C]}."""
+        image_features = F.normalize(self.image_encoder(images, self.visual_prompts()), dim=-1)
+        return {"logits": self.logit_scale.exp() * image_features @ self.template_text_features.t()}
+

@@ -90,7 +90,7 @@ def dataset_display_name(name: str) -> str:
 
 
 def config_stem(name: str) -> str:
-    """The dataset config name (``configs/datasets/<stem>.yaml``) of a paper name: ``Flowers102`` -> ``oxford_flowers``."""
+    """The config name (``configs/datasets/<stem>.yaml``) of a paper name (``Flowers102``: ``oxford_flowers``)."""
     return _DATASET_ALIASES[name][0]
 
 

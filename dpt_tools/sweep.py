@@ -497,6 +497,8 @@ def launch_local(runs, state, jobs, threads):
     jobs = min(jobs, len(devices)) if devices else jobs
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     free_devices = list(devices)
+    print(f"Running {len(runs)} run(s) on this machine, {jobs} at a time, {threads} CPU thread(s) each"
+          + (f", one GPU each ({', '.join(devices)})" if devices else ""), flush=True)
     device_lock = threading.Lock()
     with state.editing() as data:
         for run in runs:
@@ -705,8 +707,9 @@ def launch(options):
                 continue
         (finished if done else pending).append(run)
     if refused:
-        raise UserError(f"Nothing was submitted: {len(refused)} run(s) exist with other options. "
-                        + " ".join(refused))
+        more = f" ({len(refused) - 1} more run(s) likewise)" if len(refused) > 1 else ""
+        raise UserError(f"Nothing was submitted: {len(refused)} run(s) of this sweep exist with other options. "
+                        f"{refused[0]}{more}")
     with state.editing() as data:
         for run in runs:
             entry = data["runs"].setdefault(run.name, {})

@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import difflib
 import fcntl
+import functools
 import io
 import json
 import os
@@ -106,6 +107,7 @@ class MethodScripts:
     entry_points: frozenset
 
 
+@functools.lru_cache(maxsize=None)
 def method_scripts(trainer):
     """The scripts/<method> folder whose main.sh runs `trainer`, read from its settings.sh (None: no such
     folder, e.g. in an installed copy or for a plugin's trainer)."""

@@ -107,7 +107,7 @@ class MethodScripts:
     entry_points: frozenset
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def method_scripts(trainer):
     """The scripts/<method> folder whose main.sh runs `trainer`, read from its settings.sh (None: no such
     folder, e.g. in an installed copy or for a plugin's trainer)."""
@@ -365,6 +365,7 @@ class SweepState:
         self.folder = osp.join(output, STATE_DIR)
         self.path = osp.join(self.folder, STATE_FILE)
         self.lock = threading.Lock()
+        self.launch_lock = None
 
     def log_path(self, name):
         return osp.join(self.folder, "logs", name.replace("/", "__") + ".log")
@@ -381,6 +382,23 @@ class SweepState:
             with open(tmp, "w") as file:
                 json.dump(state, file, indent=1, sort_keys=True)
             os.replace(tmp, self.path)
+
+    @contextlib.contextmanager
+    def launching(self):
+        """Held by one launch at a time, from reading the runs' status until its runs are submitted (or
+        marked for this machine): two launches never submit the same run."""
+        os.makedirs(self.folder, exist_ok=True)
+        self.launch_lock = open(osp.join(self.folder, "launch.lock"), "w")
+        fcntl.flock(self.launch_lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            self.launched()
+
+    def launched(self):
+        if self.launch_lock is not None:
+            self.launch_lock.close()
+            self.launch_lock = None
 
     def read(self):
         if not osp.isfile(self.path):
@@ -502,9 +520,6 @@ def launch_local(runs, state, jobs, threads):
     print(f"Running {len(runs)} run(s) on this machine, {jobs} at a time, {threads} CPU thread(s) each"
           + (f", one GPU each ({', '.join(devices)})" if devices else ""), flush=True)
     device_lock = threading.Lock()
-    with state.editing() as data:
-        for run in runs:
-            data["runs"][run.name]["job"] = {"executor": "local", "host": socket.gethostname(), "pid": os.getpid()}
 
     def execute(run):
         with device_lock:
@@ -563,26 +578,31 @@ def check_slurm(options):
             )
 
 
-def launch_slurm(runs, state, options):
+def launch_slurm(runs, state, options, queued_training):
     """Submit the runs through submitit: training runs as one job array, each training run's evaluations
-    as an array that starts after it succeeded (afterok)."""
+    as an array that starts after it succeeded (afterok), also when that training run is still queued or
+    running from an earlier launch (`queued_training`: {its name: its job id})."""
     import submitit
 
     executor = submitit.SlurmExecutor(folder=osp.join(state.folder, "slurm", "%j"), max_num_timeout=10)
-    extra = dict(pair.split("=", 1) if "=" in pair else (pair, True) for pair in options.sbatch)
+    if any("=" not in pair for pair in options.sbatch):
+        raise UserError(f"--sbatch {' '.join(options.sbatch)}: give each sbatch option as NAME=VALUE "
+                        "(e.g. constraint=a100 exclude=node3).")
+    extra = dict(pair.split("=", 1) for pair in options.sbatch)
     parameters = {
         "partition": options.partition or None, "time": options.time, "cpus_per_task": options.cpus,
         "gpus_per_node": options.gpus or None, "mem": options.mem or None, "account": options.account or None,
         "qos": options.qos or None, "array_parallelism": options.array_parallelism, "job_name": "dpt-sweep",
     }
     executor.update_parameters(**{key: value for key, value in parameters.items() if value is not None})
-    names = {run.name for run in runs}
-    groups = {None: [run for run in runs if run.after not in names]}
+    submitted = dict(queued_training)
+    groups = {None: [run for run in runs if run.after not in submitted and run.after not in {r.name for r in runs}]}
     for run in runs:
-        if run.after in names:
+        if run not in groups[None]:
             groups.setdefault(run.after, []).append(run)
-    submitted = {}
     for after, group in groups.items():
+        if not group:
+            continue
         dependency = {"dependency": f"afterok:{submitted[after]}", "kill_on_invalid_dep": "yes"} if after else {}
         executor.update_parameters(additional_parameters={**extra, **dependency})
         jobs = executor.map_array(SlurmRun(), [run.args for run in group], [state.log_path(r.name) for r in group],
@@ -694,6 +714,15 @@ def launch(options):
         check_slurm(options)
     check_datasets(grid, runs)
     state = SweepState(grid.output)
+    with state.launching():
+        launch_runs(grid, runs, state, options)
+    if options.executor == "local" or options.wait:
+        return wait_and_report(grid.output)
+    return 0
+
+
+def launch_runs(grid, runs, state, options):
+    """Skip the finished and the queued or running runs, refuse changed ones, run or submit the others."""
     current = statuses(grid.output)
     busy = {name for name, status, _, _ in current if status in ("queued", "running")}
     finished, refused, pending = [], [], []
@@ -718,14 +747,23 @@ def launch(options):
             entry.update({"args": list(run.args), "after": run.after, "log": state.log_path(run.name)})
     skipped = len(runs) - len(finished) - len(pending)
     print(f"{len(runs)} runs: {len(finished)} done, {skipped} queued or running, {len(pending)} to run")
+    waiting = [run for run in pending if run.after in busy]
+    if waiting and options.executor == "local":
+        print(f"Not started: {len(waiting)} evaluation(s) whose training run is still queued or running; "
+              "launch again once it is done.")
+        pending = [run for run in pending if run not in waiting]
     if pending:
         if options.executor == "slurm":
-            launch_slurm(pending, state, options)
+            jobs = {name: entry["job"]["id"] for name, entry in state.read()["runs"].items()
+                    if name in busy and entry["job"]["executor"] == "slurm"}
+            launch_slurm(pending, state, options, jobs)
         else:
+            with state.editing() as data:
+                for run in pending:
+                    data["runs"][run.name]["job"] = {"executor": "local", "host": socket.gethostname(),
+                                                     "pid": os.getpid()}
+            state.launched()  # the runs are marked: another launch now sees them as queued
             launch_local(pending, state, options.jobs, options.threads)
-    if options.executor == "local" or options.wait:
-        return wait_and_report(grid.output)
-    return 0
 
 
 def wait_and_report(output):

@@ -8,7 +8,8 @@
 # State (slurm.conf, spool, logs, pid files) lives in DPT_SLURM_STATE (default /tmp/dpt-local-slurm);
 # /etc/slurm/slurm.conf becomes a link to its slurm.conf, so that sbatch, squeue, ... find the cluster.
 # No accounting (sacct does not answer; submitit warns and reads job states from squeue).
-# One partition, "debug" (the default), with every CPU of the machine.
+# One partition, "debug" (the default), with every CPU of the machine; a job without --mem gets its CPUs'
+# share of the memory.
 set -euo pipefail
 STATE="${DPT_SLURM_STATE:-/tmp/dpt-local-slurm}"
 CONF_LINK=/etc/slurm/slurm.conf
@@ -47,6 +48,7 @@ AccountingStorageType=accounting_storage/none
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
+DefMemPerCPU=$((memory / cpus))
 MpiDefault=none
 ReturnToService=2
 JobRequeue=1

@@ -243,60 +243,55 @@ def trainer_runs(grid, trainer, folder_name, config, tag, variant_opts, imagenet
     """The runs of one trainer and config, as scripts/common/*.sh writes them."""
     variant = f"{tag}/" if tag else ""
     common = variant_opts + grid.opts
+    has_toy_config = (shipped_config_root() / "trainers" / folder_name / "toy.yaml").is_file()
 
-    def args(dataset, folder, seed=None):
-        config_for = config
-        if dataset.startswith("toy_") and not grid.configs and (shipped_config_root() / "trainers" / folder_name /
-                                                                 "toy.yaml").is_file():
-            config_for = "toy"  # scripts/common/lib.sh default_cfg: a toy dataset's own recipe
+    def config_for(dataset):
+        """scripts/common/lib.sh default_cfg: on a toy dataset the trainer's toy recipe, unless --configs."""
+        return "toy" if dataset.startswith("toy_") and has_toy_config and not grid.configs else config
+
+    def run(name, dataset, seed, cfg, *options, after=None):
         seed_args = ("--seed", str(seed)) if seed is not None else ()
-        return config_for, ("--root", grid.root, *seed_args, "--trainer", trainer,
-                            "--dataset-config-file", f"configs/datasets/{dataset}.yaml",
-                            "--config-file", f"configs/trainers/{folder_name}/{config_for}.yaml",
-                            "--output-dir", osp.join(grid.output, folder))
+        return Run(name, ("--root", grid.root, *seed_args, "--trainer", trainer,
+                          "--dataset-config-file", f"configs/datasets/{dataset}.yaml",
+                          "--config-file", f"configs/trainers/{folder_name}/{cfg}.yaml",
+                          "--output-dir", osp.join(grid.output, name), *options), after)
 
-    def train_run(dataset, shots, seed, extra=()):
-        cfg, _ = args(dataset, "")
-        name = f"{dataset}/{trainer}/{cfg}_{shots}shots/{variant}seed{seed}"
+    def training(name, dataset, shots, seed, *subsample):
         dataset_opts = imagenet_opts if dataset == TRANSFER_SOURCE else ()
-        return Run(name, args(dataset, name, seed)[1] + ("DATASET.NUM_SHOTS", str(shots), *extra, *common,
-                                                         *dataset_opts))
+        return run(name, dataset, seed, config_for(dataset), "DATASET.NUM_SHOTS", str(shots), *subsample, *common,
+                   *dataset_opts)
+
+    def evaluation(name, dataset, seed, cfg, trained, *options):
+        return run(name, dataset, seed, cfg, "--model-dir", osp.join(grid.output, trained.name), "--load-epoch",
+                   load_epoch(f"{folder_name}/{cfg}", grid.opts), "--eval-only", *options, after=trained.name)
 
     if is_zero_shot(trainer):
         datasets = grid.datasets if grid.protocol == "few-shot" else (TRANSFER_SOURCE, *grid.datasets)
         for dataset in datasets:
-            name = f"{trainer}/{config}/{dataset}"
-            yield Run(name, args(dataset, name)[1] + ("--eval-only", *common))
+            yield run(f"{trainer}/{config}/{dataset}", dataset, None, config, "--eval-only", *common)
         return
     for seed in grid.seeds:
-        if grid.protocol == "few-shot":
-            for dataset in grid.datasets:
-                for shots in grid.shots:
-                    yield train_run(dataset, shots, seed)
-        elif grid.protocol == "base2new":
-            for dataset in grid.datasets:
-                for shots in grid.shots:
-                    cfg, _ = args(dataset, "")
+        for shots in grid.shots:
+            if grid.protocol == "few-shot":
+                for dataset in grid.datasets:
+                    cfg = config_for(dataset)
+                    yield training(f"{dataset}/{trainer}/{cfg}_{shots}shots/{variant}seed{seed}", dataset, shots, seed)
+            elif grid.protocol == "base2new":  # no variant level in these folders, as in CoOp's scripts
+                for dataset in grid.datasets:
+                    cfg = config_for(dataset)
                     where = f"{dataset}/shots_{shots}/{trainer}/{cfg}/seed{seed}"
-                    train = Run(f"base2new/train_base/{where}", args(dataset, f"base2new/train_base/{where}", seed)[1]
-                                + ("DATASET.NUM_SHOTS", str(shots), "DATASET.SUBSAMPLE_CLASSES", "base", *common,
-                                   *(imagenet_opts if dataset == TRANSFER_SOURCE else ())))
-                    yield train
-                    test_name = f"base2new/test_new/{where}"
-                    yield Run(test_name, args(dataset, test_name, seed)[1] + (
-                        "--model-dir", osp.join(grid.output, train.name),
-                        "--load-epoch", load_epoch(f"{folder_name}/{cfg}", grid.opts), "--eval-only",
-                        "DATASET.NUM_SHOTS", str(shots), "DATASET.SUBSAMPLE_CLASSES", "new", *common), train.name)
-        else:
-            for shots in grid.shots:
-                train = train_run(TRANSFER_SOURCE, shots, seed)
-                yield train
+                    trained = training(f"base2new/train_base/{where}", dataset, shots, seed,
+                                       "DATASET.SUBSAMPLE_CLASSES", "base")
+                    yield trained
+                    yield evaluation(f"base2new/test_new/{where}", dataset, seed, cfg, trained,
+                                     "DATASET.NUM_SHOTS", str(shots), "DATASET.SUBSAMPLE_CLASSES", "new", *common)
+            else:  # xd, dg: the ImageNet prompts (the few-shot run) evaluated on each target dataset
+                trained = training(f"{TRANSFER_SOURCE}/{trainer}/{config}_{shots}shots/{variant}seed{seed}",
+                                   TRANSFER_SOURCE, shots, seed)
+                yield trained
                 for dataset in grid.datasets:
                     name = f"evaluation/{trainer}/{config}_{shots}shots/{variant}{dataset}/seed{seed}"
-                    yield Run(name, args(dataset, name, seed)[1] + (
-                        "--model-dir", osp.join(grid.output, train.name),
-                        "--load-epoch", load_epoch(f"{folder_name}/{config}", grid.opts), "--eval-only", *common),
-                        train.name)
+                    yield evaluation(name, dataset, seed, config, trained, *common)
 
 
 def train_command(args):

@@ -268,7 +268,8 @@ def trainer_runs(grid, trainer, folder_name, config, tag, variant_opts, imagenet
     if is_zero_shot(trainer):
         datasets = grid.datasets if grid.protocol == "few-shot" else (TRANSFER_SOURCE, *grid.datasets)
         for dataset in datasets:
-            yield run(f"{trainer}/{config}/{dataset}", dataset, None, config, "--eval-only", *common)
+            cfg = config_for(dataset)
+            yield run(f"{trainer}/{cfg}/{dataset}", dataset, None, cfg, "--eval-only", *common)
         return
     for seed in grid.seeds:
         for shots in grid.shots:

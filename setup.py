@@ -33,7 +33,11 @@ setup(
                                     "dpt_tools*", "dpt_toyworld*"])
     + CONFIG_PACKAGES,
     package_dir={package: "configs/" + "/".join(package.split(".")[2:]) for package in CONFIG_PACKAGES},
-    package_data={"dpt_models": ["weights/*.pt"], **{package: ["*.yaml"] for package in CONFIG_PACKAGES}},
+    package_data={
+        "dpt_models": ["weights/*.pt"],
+        "dpt_tools": ["sweeps/*.yaml"],
+        **{package: ["*.yaml"] for package in CONFIG_PACKAGES},
+    },
     py_modules=["dpt_plugin"],
     install_requires=requirements(),
     entry_points={
@@ -47,6 +51,7 @@ setup(
             "dpt-benchmark=dpt_tools.benchmark:main",
             "dpt-interpret=dpt_tools.interpret_prompt:main",
             "dpt-visualize=dpt_tools.visualize:main",
+            "dpt-sweep=dpt_tools.sweep:main",
         ]
     },
 )

@@ -89,6 +89,11 @@ def dataset_display_name(name: str) -> str:
     return _DISPLAY_BY_KEY.get(_name_key(name), name)
 
 
+def config_stem(name: str) -> str:
+    """The config name (``configs/datasets/<stem>.yaml``) of a paper name (``Flowers102``: ``oxford_flowers``)."""
+    return _DATASET_ALIASES[name][0]
+
+
 def dataset_sort_key(display_name: str) -> tuple[int, str]:
     """The 11 benchmarks in paper order, then the ImageNet variants, then any other dataset by name."""
     if display_name in KNOWN_DATASETS:

@@ -132,23 +132,24 @@ def method_scripts(trainer):
 
 
 def default_config(trainer):
-    """The trainer's default config as `<Trainer folder>/<name>` (e.g. "DPT/vit_b32"): the trainer class's
-    `default_config` attribute when it has one, else its scripts' DEFAULT_CFG."""
+    """The config a sweep runs by default, as `<Trainer folder>/<name>` (e.g. "DPT/vit_b32"): the one its
+    scripts run (their DEFAULT_CFG; zero-shot CLIP: CoOp's ViT-B/16 config, as scripts/zsclip/zeroshot.sh),
+    else, for a trainer without scripts, the trainer class's `default_config` (the benchmark's)."""
+    if is_zero_shot(trainer):
+        return "CoOp/vit_b16"
+    scripts = method_scripts(trainer)
+    if scripts is not None:
+        return f"{trainer}/{scripts.default_cfg}"
     import trainers  # noqa: F401  (registers the trainers)
     from dassl_compat import TRAINER_REGISTRY
 
     declared = getattr(TRAINER_REGISTRY.get(trainer), "default_config", None)
-    if declared:
-        return declared
-    if is_zero_shot(trainer):
-        return "CoOp/vit_b16"  # scripts/zsclip/zeroshot.sh: CoOp's configs, the paper's backbone
-    scripts = method_scripts(trainer)
-    if scripts is None:
+    if not declared:
         raise UserError(
-            f"Trainer {trainer} names no default config (no `default_config` attribute, no scripts/<method>/ "
-            f"folder): give one with --configs {trainer}/<name>."
+            f"Trainer {trainer} names no default config (no scripts/<method>/ folder, no `default_config` "
+            f"attribute): give one with --configs {trainer}/<name>."
         )
-    return f"{trainer}/{scripts.default_cfg}"
+    return declared
 
 
 def supports(trainer, protocol):

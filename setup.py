@@ -35,6 +35,10 @@ setup(
     package_data={"trainers": ["weights/*.pt"], **{package: ["*.yaml"] for package in CONFIG_PACKAGES}},
     py_modules=["dpt_plugin"],
     install_requires=requirements(),
+    extras_require={
+        "test": ["pytest"],  # `pip install .[test]`: what the test suite needs beyond the runtime
+        "tensorboard": ["tensorboard"],  # the bundled engine's event files (a tb-nightly serves as well)
+    },
     entry_points={
         "console_scripts": [
             "dpt-train=dpt_tools.train:cli",

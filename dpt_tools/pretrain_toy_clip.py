@@ -15,13 +15,12 @@ import functools
 import os
 import os.path as osp
 
-import clip
 import torch
 
 from dpt_toyworld.benchmarks import TOY_DATASETS, render_split
 from dpt_toyworld.pretrain import ToyClipConfig, export_state_dict, images_to_tensor, pretrain
 from dpt_toyworld.zeroshot import accuracy_of, image_features, linear_probe_accuracy, prompt_text_features
-from trainers.clip_backbone import SHIPPED_WEIGHTS
+from trainers.clip_backbone import SHIPPED_WEIGHTS, clip
 from trainers.templates import class_prompts, template_for
 
 DEFAULT_OUTPUT = SHIPPED_WEIGHTS["ToyCLIP-ViT"]

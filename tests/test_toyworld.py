@@ -8,7 +8,6 @@ import os
 import os.path as osp
 import random
 
-import clip
 import numpy as np
 import pytest
 import torch
@@ -23,6 +22,7 @@ from dpt_toyworld.benchmarks import GENERATION_FILE, TOY_DUSK, TOY_FOG, render_s
 from dpt_toyworld.pretrain import ToyClipConfig, build_toy_clip
 from dpt_toyworld.render import FOG_DENSITY, apply_style
 from dpt_toyworld.zeroshot import chance_upper_bound, load_images, zero_shot_accuracy
+from trainers.clip_backbone import clip
 from trainers.config import extend_cfg
 from trainers.templates import class_prompts, template_for
 

@@ -6,9 +6,10 @@ Two lines in the host's CoOp-style `train.py` (README, "DPT in your CoOp-style h
     dpt_plugin.setup(cfg)          # in setup_cfg, right after extend_cfg(cfg)
 
 `setup(cfg)` registers DPT, VLP and VPT in Dassl's TRAINER_REGISTRY (the host's) and adds the config
-keys they read. It registers nothing whose name the host already has: our datasets, CoCoOp and
-ZeroshotCLIP are never imported, our CoOp (VLP's model builds on it) registers only in a private
-registry, and a host trainer called VPT, VLP or DPT is kept. The host's own `trainers` and `clip`
+keys they read. It replaces nothing the host has: our datasets, CoCoOp and ZeroshotCLIP are never
+imported, our CoOp (VLP's model builds on it) registers only in a private registry, and where the host
+has a trainer of the same name (MaPLe's VPT), the host's keeps the name and ours is registered as
+DPT_<name> (`registry_names`; setup() prints a line saying so). The host's own `trainers` and `clip`
 packages shadow ours on its sys.path, so our trainer modules are loaded from this distribution's files
 under the private package name `dpt_plugin_trainers`, and CLIP comes from the clip-anytorch
 distribution (trainers.clip_backbone).
@@ -19,6 +20,7 @@ import os.path as osp
 import sys
 
 TRAINERS = ("VPT", "VLP", "DPT")
+ALTERNATIVE_NAME = "DPT_{}"  # our trainer's name in a host registry that has its own trainer of that name
 PRIVATE_PACKAGE = "dpt_plugin_trainers"
 TRAINERS_DIR = osp.join(osp.dirname(osp.abspath(__file__)), "trainers")
 
@@ -86,17 +88,33 @@ def add_missing_keys(cfg, source):
             add_missing_keys(cfg[key], value)
 
 
+def registry_names(trainers, host_names):
+    """{name in the host registry: our trainer's name} for each of `trainers`: its own name, or
+    ALTERNATIVE_NAME (DPT_VPT) where `host_names` (the host's own trainers) has it."""
+    return {(ALTERNATIVE_NAME.format(name) if name in host_names else name): name for name in trainers}
+
+
 def setup(cfg):
-    """Register DPT, VLP and VPT in the host's TRAINER_REGISTRY (names it already has are left to it) and
-    add their config keys to `cfg` (keys the host defines keep the host's defaults). Safe to call again.
-    Returns the names registered by this call."""
+    """Register DPT, VLP and VPT in the host's TRAINER_REGISTRY (under `registry_names`: the host's own
+    trainers keep their names) and add their config keys to `cfg` (keys the host defines keep the host's
+    defaults). Safe to call again. Returns the names registered by this call."""
     host_registry = _dassl_compat().TRAINER_REGISTRY
     ours, extenders = _load_trainer_modules()
+    present = host_registry.registered_names()
+    host_names = [name for name in present if not host_registry.get(name).__module__.startswith(PRIVATE_PACKAGE)]
     registered = []
-    for name in TRAINERS:
-        if name not in host_registry.registered_names():
-            host_registry.register(ours.get(name))
-            registered.append(name)
+    for registry_name, name in registry_names(TRAINERS, host_names).items():
+        if registry_name in present:  # registered by an earlier call
+            continue
+        trainer = ours.get(name)
+        if registry_name != name:  # the registry keys a class by its name: a subclass carries the other one
+            trainer = type(registry_name, (trainer,), {"__module__": trainer.__module__, "__doc__": trainer.__doc__})
+        host_registry.register(trainer)
+        registered.append(registry_name)
+    renamed = [name for name in registered if name not in TRAINERS]
+    if renamed:
+        print(f"dpt_plugin: this harness has its own {', '.join(name for name in TRAINERS if name in host_names)}; "
+              f"this project's are registered as {', '.join(renamed)} (--trainer {renamed[0]})")
     ours_cfg = cfg.clone()
     for extend_cfg in extenders:
         extend_cfg(ours_cfg)

@@ -47,7 +47,7 @@ setup(
             "dpt-results=dpt_tools.parse_results:main",
             "dpt-plot=dpt_tools.plot_results:main",
             "dpt-check-data=dpt_tools.check_data:main",
-            "dpt-benchmark=dpt_tools.benchmark:main",
+            "dpt-benchmark=dpt_tools.benchmark:cli",
             "dpt-interpret=dpt_tools.interpret_prompt:main",
             "dpt-visualize=dpt_tools.visualize:main",
         ]

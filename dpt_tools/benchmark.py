@@ -240,6 +240,13 @@ def main(argv=None):
         return run_benchmarks(args)
 
 
+def cli():
+    """The `dpt-benchmark` command: `main` returns the rows, which must not become the exit status (console
+    scripts call sys.exit(<return value>)); a failure exits through exit_on_user_error or an exception."""
+    main()
+    return 0
+
+
 def run_benchmarks(args):
     """Measure each trainer of `args.trainers`; the rows of the table."""
     open_clip = open_clip_backbone.is_open_clip(args.backbone)

@@ -66,7 +66,7 @@ class ClipPromptTrainer(TrainerX):
     """A Dassl TrainerX around a frozen CLIP; subclasses set `config_node` and write `build_clip_model`.
 
     Precision, from `cfg.TRAINER.<config_node>.PREC`: "fp32"; "fp16" / "amp" (fp16 autocast with a
-    GradScaler, fp32 master parameters); "bf16" (bf16 autocast). Parameters always stay fp32, so
+    GradScaler, fp32 master parameters; fp32 on a CPU); "bf16" (bf16 autocast). Parameters always stay fp32, so
     small updates are never rounded away (the reference's pure-fp16 updates lose them).
     """
 
@@ -170,6 +170,10 @@ class ClipPromptTrainer(TrainerX):
 
     @property
     def precision(self):
+        """TRAINER.<node>.PREC, but fp32 for fp16 / amp on a CPU: fp16 autocast there is slower than fp32
+        and gains nothing (bf16 stays as configured)."""
+        if self.method_cfg.PREC in ("fp16", "amp") and self.device.type == "cpu":
+            return "fp32"
         return self.method_cfg.PREC
 
     def check_cfg(self, cfg):
@@ -210,6 +214,9 @@ class ClipPromptTrainer(TrainerX):
         """CLIP -> the method's model -> trainable modules registered, everything else frozen."""
         clip_model, self.preloaded_clip = self.preloaded_clip or self.load_clip(self.cfg), None
         print(f"Building {type(self).__name__}")
+        if self.precision != self.method_cfg.PREC:
+            print(f"TRAINER.{self.config_node}.PREC {self.method_cfg.PREC}: running in fp32 on the CPU (fp16 is "
+                  f"slower there; TRAINER.{self.config_node}.PREC bf16 is mixed precision on a CPU)")
         self.model = self.build_clip_model(clip_model, self.dm.dataset.classnames)
         self.model.to(self.device)
         self.register_trainable_modules()

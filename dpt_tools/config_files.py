@@ -5,14 +5,22 @@ at `dpt_tools/configs/` (setup.py maps one to the other). A config argument is a
 shipped name: `DPT/vit_b16` (or `vit_b16` with `--trainer DPT`) for `configs/trainers/DPT/vit_b16.yaml`,
 `eurosat` for `configs/datasets/eurosat.yaml`; a repository path such as `configs/datasets/eurosat.yaml`
 also resolves outside a clone.
+
+Nothing here imports torch or the engine (`dpt-config` runs inside `$(...)` on command lines): UserError
+is imported only when there is an error to raise.
 """
 import os.path as osp
 from pathlib import Path
 
-from dassl_compat.errors import UserError
-
 _PACKAGE_DIR = Path(__file__).resolve().parent
 KINDS = ("trainers", "datasets")
+
+
+def user_error(message):
+    """dassl_compat's UserError (imported here, on the error path: dassl_compat imports torch)."""
+    from dassl_compat.errors import UserError
+
+    return UserError(message)
 
 
 def shipped_config_root():
@@ -20,7 +28,7 @@ def shipped_config_root():
     for root in (_PACKAGE_DIR / "configs", _PACKAGE_DIR.parent / "configs"):
         if (root / "trainers").is_dir():
             return root
-    raise UserError(f"The shipped configs are missing: neither {_PACKAGE_DIR / 'configs'} nor "
+    raise user_error(f"The shipped configs are missing: neither {_PACKAGE_DIR / 'configs'} nor "
                     f"{_PACKAGE_DIR.parent / 'configs'} exists. Reinstall the package.")
 
 
@@ -51,7 +59,7 @@ def resolve_config(value, kind, trainer=""):
         if path.is_file():
             return str(path)
     flag = "--config-file" if kind == "trainers" else "--dataset-config-file"
-    raise UserError(
+    raise user_error(
         f"{flag} {value}: no such file, and no shipped config of that name. Check the path, or give one of "
         f"the shipped {kind} configs: {', '.join(shipped_names(kind))}."
     )
@@ -72,7 +80,11 @@ def main(argv=None):
         kind = "trainers" if "/" in name else "datasets"
         try:
             print(resolve_config(name, kind))
-        except UserError as err:
+        except Exception as err:
+            from dassl_compat.errors import UserError  # only now: it imports torch
+
+            if not isinstance(err, UserError):
+                raise
             raise SystemExit(f"Error: {err}") from None
     return 0
 

@@ -3,6 +3,7 @@ interpreter's packages) and run once through its entry point as a user would, in
 exit status 0 on success; a failure (no data, no results) exits non-zero."""
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 
@@ -34,9 +35,12 @@ FAILURES = {  # a failure of the tool's work (not of its arguments): non-zero
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """The bin folder of a venv (with this interpreter's packages) holding a wheel built from this clone."""
+    source = tmp_path_factory.mktemp("source") / "clone"  # a copy: building writes build/ and *.egg-info there
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "output", "data", "build", "dist", "*.egg-info",
+                                                                 "__pycache__", ".*_cache"))
     wheels = tmp_path_factory.mktemp("wheels")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--no-cache-dir", "--wheel-dir", str(wheels), ROOT], check=True, cwd=wheels, timeout=600)
+                    "--no-cache-dir", "--wheel-dir", str(wheels), str(source)], check=True, cwd=wheels, timeout=600)
     venv = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps",

@@ -121,12 +121,21 @@ def resolve_weights_file(name, path="", download_root=DEFAULT_DOWNLOAD_ROOT):
         )
     url = clip.clip._MODELS[name]
     target = osp.join(download_root, osp.basename(url))
+    differs = osp.isfile(target)  # _download returns a file whose checksum is OpenAI's, else downloads
     try:
-        return clip.clip._download(url, download_root)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # its "checksum does not match": said below if it matters
+            return clip.clip._download(url, download_root)
     except Exception as err:  # urllib, ssl, checksum or disk errors: all mean "no usable file"
+        failure = f"downloading it from {url} failed ({type(err).__name__}: {err})"
+        if differs:
+            raise MissingWeightsError(
+                f"CLIP weights for {name!r}: {target} exists but is not OpenAI's file (its SHA256 checksum is not "
+                f"the one in the URL: converted, fine-tuned or incomplete), and {failure}. To use that file "
+                f"anyway, set MODEL.BACKBONE.PATH {target}; or replace it with the download of that URL."
+            ) from err
         raise MissingWeightsError(
-            f"CLIP weights for {name!r} are not available: expected the file {target} "
-            f"and downloading it from {url} failed ({type(err).__name__}: {err}). "
+            f"CLIP weights for {name!r} are not available: expected the file {target} and {failure}. "
             f"Download that URL on a machine with internet and copy the file to {target}, "
             "or set MODEL.BACKBONE.PATH to where the file is."
         ) from err

@@ -7,18 +7,20 @@ Two lines in the host's CoOp-style `train.py` (docs/plugin.md):
 
 `setup(cfg)` registers our methods marked `in_plugin` (DPT, VLP and VPT: `ClipPromptTrainer`'s
 docstring lists what a method sets) in Dassl's TRAINER_REGISTRY (the host's) and adds the config keys
-they read. It registers nothing whose name the host already has: our datasets are never imported, our
-other trainers (CoOp, CoCoOp, ZeroshotCLIP, ...) register only in a private registry, and a host trainer
-called VPT, VLP or DPT is kept. The host's own `trainers` and `clip` packages shadow ours on its
-sys.path, so our trainers package is loaded from this distribution's files under the private package
-name `dpt_plugin_trainers`; the models come from `dpt_models` and CLIP from the clip-anytorch
-distribution (dpt_models.clip_backbone).
+they read. It replaces nothing the host has: our datasets are never imported, our other trainers (CoOp,
+CoCoOp, ZeroshotCLIP, ...) register only in a private registry, and where the host has a trainer of the
+same name (MaPLe's VPT), the host's keeps the name and ours is registered as DPT_<name>
+(`registry_names`; setup() prints a line saying so). The host's own `trainers` and `clip` packages
+shadow ours on its sys.path, so our trainers package is loaded from this distribution's files under the
+private package name `dpt_plugin_trainers`; the models come from `dpt_models` and CLIP from the
+clip-anytorch distribution (dpt_models.clip_backbone).
 """
 import importlib
 import importlib.util
 import os.path as osp
 import sys
 
+ALTERNATIVE_NAME = "DPT_{}"  # our trainer's name in a host registry that has its own trainer of that name
 PRIVATE_PACKAGE = "dpt_plugin_trainers"
 TRAINERS_DIR = osp.join(osp.dirname(osp.abspath(__file__)), "trainers")
 
@@ -84,17 +86,33 @@ def add_missing_keys(cfg, source):
             add_missing_keys(cfg[key], value)
 
 
+def registry_names(trainers, host_names):
+    """{name in the host registry: our trainer's name} for each of `trainers`: its own name, or
+    ALTERNATIVE_NAME (DPT_VPT) where `host_names` (the host's own trainers) has it."""
+    return {(ALTERNATIVE_NAME.format(name) if name in host_names else name): name for name in trainers}
+
+
 def setup(cfg):
-    """Register our `in_plugin` methods (DPT, VLP, VPT) in the host's TRAINER_REGISTRY (names it already
-    has are left to it) and add their config keys to `cfg` (keys the host defines keep the host's
-    defaults). Safe to call again. Returns the names registered by this call."""
+    """Register our `in_plugin` methods (DPT, VLP, VPT) in the host's TRAINER_REGISTRY (under
+    `registry_names`: the host's own trainers keep their names) and add their config keys to `cfg` (keys
+    the host defines keep the host's defaults). Safe to call again. Returns the names registered by this call."""
     host_registry = _dassl_compat().TRAINER_REGISTRY
     offered, extenders = _load_trainer_modules()
+    present = host_registry.registered_names()
+    host_names = [name for name in present if not host_registry.get(name).__module__.startswith(PRIVATE_PACKAGE)]
     registered = []
-    for name, trainer_class in offered.items():
-        if name not in host_registry.registered_names():
-            host_registry.register(trainer_class)
-            registered.append(name)
+    for registry_name, name in registry_names(offered, host_names).items():
+        if registry_name in present:  # registered by an earlier call
+            continue
+        trainer = offered[name]
+        if registry_name != name:  # the registry keys a class by its name: a subclass carries the other one
+            trainer = type(registry_name, (trainer,), {"__module__": trainer.__module__, "__doc__": trainer.__doc__})
+        host_registry.register(trainer)
+        registered.append(registry_name)
+    renamed = [name for name in registered if name not in offered]
+    if renamed:
+        print(f"dpt_plugin: this harness has its own {', '.join(name for name in offered if name in host_names)}; "
+              f"this project's are registered as {', '.join(renamed)} (--trainer {renamed[0]})")
     ours_cfg = cfg.clone()
     for extend_cfg in extenders:
         extend_cfg(ours_cfg)

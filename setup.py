@@ -40,6 +40,11 @@ setup(
     },
     py_modules=["dpt_plugin"],
     install_requires=requirements(),
+    extras_require={
+        "test": ["pytest", "submitit"],  # `pip install .[test]`: what the test suite needs beyond the runtime
+        "slurm": ["submitit"],  # dpt-sweep --executor slurm
+        "tensorboard": ["tensorboard"],  # the bundled engine's event files (a tb-nightly serves as well)
+    },
     entry_points={
         "console_scripts": [
             "dpt-train=dpt_tools.train:cli",
@@ -48,7 +53,7 @@ setup(
             "dpt-results=dpt_tools.parse_results:main",
             "dpt-plot=dpt_tools.plot_results:main",
             "dpt-check-data=dpt_tools.check_data:main",
-            "dpt-benchmark=dpt_tools.benchmark:main",
+            "dpt-benchmark=dpt_tools.benchmark:cli",
             "dpt-interpret=dpt_tools.interpret_prompt:main",
             "dpt-visualize=dpt_tools.visualize:main",
             "dpt-sweep=dpt_tools.sweep:main",

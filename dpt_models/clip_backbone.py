@@ -7,21 +7,47 @@ Weights are looked up in this order: MODEL.BACKBONE.PATH if set, the project's s
 weights for "ToyCLIP-ViT" (`dpt_models/weights/`), then `~/.cache/clip/<file>` (downloaded there when
 the network allows).
 """
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
 import os
 import os.path as osp
 import sys
+import types
 import warnings
 import zipfile
 
+import packaging.version
 import torch
 
 from .errors import UserError
 
 OPENAI_CLIP_DISTRIBUTION = "clip-anytorch"
 PRIVATE_CLIP_NAME = "_dpt_openai_clip"
+
+
+@contextlib.contextmanager
+def packaging_as_pkg_resources():
+    """While clip-anytorch's `clip/clip.py` runs: its one use of setuptools' `pkg_resources` (`from
+    pkg_resources import packaging`, to compare torch versions) is answered by the `packaging`
+    distribution itself, so OpenAI CLIP loads with any setuptools (>= 81 has no pkg_resources) and
+    setuptools' slow, deprecated `pkg_resources` is never imported. A `pkg_resources` already loaded is
+    left alone; the stand-in is removed afterwards."""
+    if sys.modules.get("pkg_resources") is not None:
+        yield
+        return
+    stand_in = types.ModuleType("pkg_resources")
+    stand_in.packaging = packaging
+    blocked = "pkg_resources" in sys.modules  # None there: an import of it is refused
+    sys.modules["pkg_resources"] = stand_in
+    try:
+        yield
+    finally:
+        if blocked:
+            sys.modules["pkg_resources"] = None
+        else:
+            del sys.modules["pkg_resources"]
 
 
 def import_openai_clip():
@@ -35,27 +61,27 @@ def import_openai_clip():
     try:
         distribution = importlib.metadata.distribution(OPENAI_CLIP_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:  # another distribution of OpenAI's `clip` package
-        return importlib.import_module("clip")
+        with packaging_as_pkg_resources():
+            return importlib.import_module("clip")
     init_file = osp.realpath(distribution.locate_file("clip/__init__.py"))
     loaded = sys.modules.get("clip")
     spec = importlib.util.find_spec("clip") if loaded is None else None
     found = getattr(loaded, "__file__", None) if loaded is not None else spec and spec.origin
     if found and osp.realpath(found) == init_file:
-        return importlib.import_module("clip")
+        with packaging_as_pkg_resources():
+            return importlib.import_module("clip")
     if PRIVATE_CLIP_NAME not in sys.modules:
         spec = importlib.util.spec_from_file_location(
             PRIVATE_CLIP_NAME, init_file, submodule_search_locations=[osp.dirname(init_file)]
         )
         module = importlib.util.module_from_spec(spec)
         sys.modules[PRIVATE_CLIP_NAME] = module
-        spec.loader.exec_module(module)
+        with packaging_as_pkg_resources():
+            spec.loader.exec_module(module)
     return sys.modules[PRIVATE_CLIP_NAME]
 
 
-with warnings.catch_warnings():
-    # clip-anytorch imports pkg_resources (setuptools < 81, pinned in requirements.txt).
-    warnings.simplefilter("ignore", UserWarning)
-    clip = import_openai_clip()
+clip = import_openai_clip()
 CLIP, build_model = clip.model.CLIP, clip.model.build_model
 
 # Package data: the toy CLIP ships inside this package (in the wheel too), found through its own path.
@@ -96,12 +122,21 @@ def resolve_weights_file(name, path="", download_root=DEFAULT_DOWNLOAD_ROOT):
         )
     url = clip.clip._MODELS[name]
     target = osp.join(download_root, osp.basename(url))
+    differs = osp.isfile(target)  # _download returns a file whose checksum is OpenAI's, else downloads
     try:
-        return clip.clip._download(url, download_root)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # its "checksum does not match": said below if it matters
+            return clip.clip._download(url, download_root)
     except Exception as err:  # urllib, ssl, checksum or disk errors: all mean "no usable file"
+        failure = f"downloading it from {url} failed ({type(err).__name__}: {err})"
+        if differs:
+            raise MissingWeightsError(
+                f"CLIP weights for {name!r}: {target} exists but is not OpenAI's file (its SHA256 checksum is not "
+                f"the one in the URL: converted, fine-tuned or incomplete), and {failure}. To use that file "
+                f"anyway, set MODEL.BACKBONE.PATH {target}; or replace it with the download of that URL."
+            ) from err
         raise MissingWeightsError(
-            f"CLIP weights for {name!r} are not available: expected the file {target} "
-            f"and downloading it from {url} failed ({type(err).__name__}: {err}). "
+            f"CLIP weights for {name!r} are not available: expected the file {target} and {failure}. "
             f"Download that URL on a machine with internet and copy the file to {target}, "
             "or set MODEL.BACKBONE.PATH to where the file is."
         ) from err

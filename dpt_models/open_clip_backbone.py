@@ -1,7 +1,7 @@
 """Load open_clip models (LAION, DataComp, MetaCLIP, ... weights) as backbones of every trainer here.
 
 `MODEL.BACKBONE.NAME open_clip:<model>` names an open_clip architecture (`ViT-B-16`, `ViT-L-14`, or
-open_clip's own `local-dir:<folder>` / `hf-hub:<repo>` schemas); `MODEL.BACKBONE.PRETRAINED` is its
+open_clip's own `local-dir:<folder>` / `hf-hub:<repo>` schemas); `MODEL.BACKBONE.OPEN_CLIP_PRETRAINED` is its
 weight tag (`laion2b_s34b_b88k`, `datacomp_xl_s13b_b90k`, `metaclip_400m`, ...) and
 `MODEL.BACKBONE.PATH` a local weight file to use instead of the tag's download. open_clip builds the
 model and downloads or reads its own cache; the model keeps its modules and weights: the trainers
@@ -95,7 +95,7 @@ def resolve_weights(open_clip, architecture, pretrained, path, random_weights):
     if pretrained and not tag_cfg and not architecture.startswith(("local-dir:", "hf-hub:")):
         tags = open_clip.list_pretrained_tags_by_model(architecture.replace("/", "-"))
         raise UserError(
-            f"MODEL.BACKBONE.PRETRAINED {pretrained!r} is not a weight tag of open_clip's {architecture}; "
+            f"MODEL.BACKBONE.OPEN_CLIP_PRETRAINED {pretrained!r} is not a weight tag of open_clip's {architecture}; "
             f"its tags: {', '.join(tags) or '(none)'}."
         )
     check_activation(open_clip, architecture, pretrained, tag_cfg)
@@ -112,8 +112,8 @@ def resolve_weights(open_clip, architecture, pretrained, path, random_weights):
         return pretrained or None, None
     tags = open_clip.list_pretrained_tags_by_model(architecture.replace("/", "-"))
     raise UserError(
-        f"MODEL.BACKBONE.NAME open_clip:{architecture} needs weights: set MODEL.BACKBONE.PRETRAINED to one of "
-        f"{', '.join(tags) or '(none known to open_clip)'}, or MODEL.BACKBONE.PATH to a weight file."
+        f"MODEL.BACKBONE.NAME open_clip:{architecture} needs weights: set MODEL.BACKBONE.OPEN_CLIP_PRETRAINED to "
+        f"one of {', '.join(tags) or '(none known to open_clip)'}, or MODEL.BACKBONE.PATH to a weight file."
     )
 
 
@@ -153,7 +153,7 @@ def missing_weights_message(open_clip, architecture, tag, err):
     return (
         f"open_clip weights {architecture} / {tag} are not available: expected the file {filename} in {cache} "
         f"and downloading it from {url} failed ({err}). Download that URL on a machine with internet, copy the "
-        "file here and set MODEL.BACKBONE.PATH to it (keep MODEL.BACKBONE.PRETRAINED: it still sets the "
+        "file here and set MODEL.BACKBONE.PATH to it (keep MODEL.BACKBONE.OPEN_CLIP_PRETRAINED: it still sets the "
         "preprocessing of those weights), or copy that machine's Hugging Face cache."
     )
 

@@ -59,7 +59,8 @@ def build_parser():
     parser.add_argument("--backbone", default="ViT-B/16", help="MODEL.BACKBONE.NAME")
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument("--path", default="", help="MODEL.BACKBONE.PATH (a CLIP checkpoint file)")
-    weights.add_argument("--pretrained", default="", help="MODEL.BACKBONE.PRETRAINED (an open_clip weight tag)")
+    weights.add_argument("--pretrained", default="",
+                         help="MODEL.BACKBONE.OPEN_CLIP_PRETRAINED (an open_clip weight tag)")
     weights.add_argument(
         "--random-weights",
         action="store_true",
@@ -137,7 +138,7 @@ def build(trainer_name, args, data_root, input_size):
         "--output-dir", osp.join(data_root, "out", trainer_name),
         "DATASET.NAME", "ImageFolder", "DATASET.FOLDER", "bench",
         "MODEL.BACKBONE.NAME", args.backbone, "MODEL.BACKBONE.PATH", args.path,
-        "MODEL.BACKBONE.PRETRAINED", args.pretrained,
+        "MODEL.BACKBONE.OPEN_CLIP_PRETRAINED", args.pretrained,
         "INPUT.SIZE", f"({input_size}, {input_size})", "DATALOADER.NUM_WORKERS", "0",
         f"TRAINER.{precision_node}.PREC", args.precision,
         "USE_CUDA", str(args.device == "cuda"), "VERBOSE", "False", *args.opts,
@@ -237,6 +238,13 @@ def main(argv=None):
                      f"open_clip:<model>, got {args.backbone!r}")
     with exit_on_user_error(args.debug):
         return run_benchmarks(args)
+
+
+def cli():
+    """The `dpt-benchmark` command: `main` returns the rows, which must not become the exit status (console
+    scripts call sys.exit(<return value>)); a failure exits through exit_on_user_error or an exception."""
+    main()
+    return 0
 
 
 def run_benchmarks(args):

@@ -5,6 +5,9 @@ at `dpt_tools/configs/` (setup.py maps one to the other). A config argument is a
 shipped name: `DPT/vit_b16` (or `vit_b16` with `--trainer DPT`) for `configs/trainers/DPT/vit_b16.yaml`,
 `eurosat` for `configs/datasets/eurosat.yaml`; a repository path such as `configs/datasets/eurosat.yaml`
 also resolves outside a clone.
+
+Nothing here imports torch or the engine (`dpt-config` runs inside `$(...)` on command lines); UserError
+comes from `dpt_models.errors`, which imports neither.
 """
 import os.path as osp
 from pathlib import Path

@@ -15,10 +15,9 @@ import functools
 import os
 import os.path as osp
 
-import clip
 import torch
 
-from dpt_models.clip_backbone import SHIPPED_WEIGHTS
+from dpt_models.clip_backbone import SHIPPED_WEIGHTS, clip
 from dpt_models.templates import class_prompts, template_for
 from dpt_toyworld.benchmarks import TOY_DATASETS, render_split
 from dpt_toyworld.pretrain import ToyClipConfig, export_state_dict, images_to_tensor, pretrain

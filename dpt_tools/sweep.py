@@ -579,7 +579,11 @@ def launch_slurm(runs, state, options, queued_training):
     """Submit the runs through submitit: training runs as one job array, each training run's evaluations
     as an array that starts after it succeeded (afterok), also when that training run is still queued or
     running from an earlier launch (`queued_training`: {its name: its job id})."""
-    import submitit
+    try:
+        import submitit
+    except ImportError:
+        raise UserError("--executor slurm submits through submitit, which is not installed: "
+                        "pip install 'dpt-prompt-tuning[slurm]' (or pip install submitit).") from None
 
     executor = submitit.SlurmExecutor(folder=osp.join(state.folder, "slurm", "%j"), max_num_timeout=10)
     if any("=" not in pair for pair in options.sbatch):

@@ -16,11 +16,11 @@ import math
 import time
 from dataclasses import asdict, dataclass
 
-import clip
 import numpy as np
 import torch
 import torch.nn.functional as F
-from clip.model import CLIP
+
+from dpt_models.clip_backbone import CLIP, clip
 
 from .render import (
     BACKGROUNDS,

@@ -6,11 +6,12 @@ is what prompt tuning can learn.
 """
 import math
 
-import clip
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from dpt_models.clip_backbone import clip
 
 from .pretrain import images_to_tensor
 

@@ -1,10 +1,14 @@
 """build_clip (every CLIP the project loads) gives `clip.model.build_model`'s model and values without
 building a randomly initialised copy first: the model is made on the meta device, weights assigned."""
-import clip.model
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
+from conftest import ROOT
 
-from dpt_models.clip_backbone import build_clip, build_model, load_clip, save_tiny_clip, tiny_clip_state_dict
+from dpt_models.clip_backbone import build_clip, build_model, clip, load_clip, save_tiny_clip, tiny_clip_state_dict
 
 ARCHITECTURES = {
     "vit": {},
@@ -51,3 +55,21 @@ def test_loading_never_initialises_real_weights(tmp_path, monkeypatch):
     model = load_clip("tiny", path=path)
     assert initialised_devices == ["meta"]
     assert model.token_embedding.weight.device.type == "cpu"
+
+
+def test_openai_clip_loads_without_pkg_resources(tmp_path):
+    """setuptools >= 81 has no pkg_resources, which clip-anytorch's clip.py imports: CLIP still loads (a fresh
+    interpreter where importing pkg_resources fails), tokenizes and builds a model, and no pkg_resources is left."""
+    script = f"""
+import sys
+sys.modules["pkg_resources"] = None  # as if setuptools >= 81: `import pkg_resources` raises ImportError
+from dpt_models.clip_backbone import clip, load_clip, save_tiny_clip
+model = load_clip("tiny", path=save_tiny_clip({str(tmp_path / "clip.pt")!r}, seed=1))
+assert clip.tokenize(["a photo of a cat"]).shape == (1, 77)
+assert sys.modules["pkg_resources"] is None
+print(type(model).__name__)
+"""
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "CLIP"

@@ -1,8 +1,11 @@
 """Config arguments name shipped configs (found through the package, not the working directory), and a
 name that matches nothing is one error listing the shipped names."""
 import os
+import subprocess
+import sys
 
 import pytest
+from conftest import ROOT
 
 from dpt_tools import train
 from dpt_tools.config_files import shipped_config_root, shipped_names
@@ -51,3 +54,12 @@ def test_shipped_configs_cover_the_repository_configs():
     expected = {"DPT/toy", "DPT/vit_b16", "VLP/vit_b32", "VPT/toy", "CoOp/rn50", "CoCoOp/toy"}
     assert expected <= set(shipped_names("trainers"))
     assert {"eurosat", "imagenet", "toy_fog", "toy_dusk"} <= set(shipped_names("datasets"))
+
+
+def test_dpt_config_imports_no_torch():
+    """`dpt-config` runs inside `$(...)` on command lines: printing a path imports neither torch nor the engine."""
+    script = ("import sys; from dpt_tools.config_files import main; main(['DPT/vit_b16', 'eurosat']); "
+              "print(sorted(name for name in ('torch', 'dassl_compat') if name in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"

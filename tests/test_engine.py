@@ -1,6 +1,7 @@
 """The engine around the trainers (dassl_compat, train.py): learning-rate schedules as Dassl's, config and
 trainer-name errors, resuming an interrupted run, seed 0."""
 import glob
+import sys
 
 import pytest
 import torch
@@ -85,3 +86,16 @@ def test_seed_zero_is_honoured(run_train, tmp_path, data_root, tiny_clip_file):
     assert "\nSEED: 0\n" in read_log(tmp_path / "seed0")
 
 
+
+
+def test_training_without_tensorboard_says_so_and_writes_no_events(tmp_path, monkeypatch, capsys):
+    """tensorboard is optional: without it the writer is off (one line says so) and scalars are dropped."""
+    from dassl_compat.lite.trainer import TrainerBase
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # `import` of it raises ImportError
+    trainer = TrainerBase()
+    trainer.init_writer(str(tmp_path))
+    trainer.write_scalar("train/loss", 1.0, 0)
+    trainer.close_writer()
+    assert "tensorboard is not installed (pip install tensorboard)" in capsys.readouterr().out
+    assert not list(tmp_path.iterdir())

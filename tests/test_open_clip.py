@@ -160,13 +160,14 @@ def test_an_architecture_that_cannot_be_prompted_is_refused_before_its_weights_d
 
 
 def test_a_weight_tag_with_an_openai_backbone_is_refused(run_train, tmp_path, data_root, tiny_clip_file):
-    args = run_args("CoOp", data_root, tiny_clip_file, tmp_path, extra=("MODEL.BACKBONE.PRETRAINED", "laion2b"))
-    with pytest.raises(UserError, match="MODEL.BACKBONE.PRETRAINED .* is OpenAI CLIP"):
+    args = run_args("CoOp", data_root, tiny_clip_file, tmp_path,
+                    extra=("MODEL.BACKBONE.OPEN_CLIP_PRETRAINED", "laion2b"))
+    with pytest.raises(UserError, match="MODEL.BACKBONE.OPEN_CLIP_PRETRAINED .* is OpenAI CLIP"):
         run_train(args)
 
 
 def test_builtin_name_without_weights_lists_the_tags():
-    with pytest.raises(UserError, match="MODEL.BACKBONE.PRETRAINED to one of .*laion2b_s34b_b88k"):
+    with pytest.raises(UserError, match="MODEL.BACKBONE.OPEN_CLIP_PRETRAINED to one of .*laion2b_s34b_b88k"):
         load_open_clip("open_clip:ViT-B-16")
 
 
@@ -234,9 +235,10 @@ def test_open_clip_configs_have_the_openai_configs_hyper_parameters(openai_confi
         return cfg
 
     openai, open_clip = merged(name), merged(f"openclip_{name}")
-    assert (open_clip.MODEL.BACKBONE.NAME, open_clip.MODEL.BACKBONE.PRETRAINED) == ("open_clip:ViT-B-16",
+    assert (open_clip.MODEL.BACKBONE.NAME, open_clip.MODEL.BACKBONE.OPEN_CLIP_PRETRAINED) == ("open_clip:ViT-B-16",
                                                                                     "laion2b_s34b_b88k")
-    open_clip.merge_from_list(["MODEL.BACKBONE.NAME", openai.MODEL.BACKBONE.NAME, "MODEL.BACKBONE.PRETRAINED", ""])
+    open_clip.merge_from_list(["MODEL.BACKBONE.NAME", openai.MODEL.BACKBONE.NAME,
+                               "MODEL.BACKBONE.OPEN_CLIP_PRETRAINED", ""])
     for key in ("SIZE", "INTERPOLATION", "PIXEL_MEAN", "PIXEL_STD"):  # set from the model when it loads
         open_clip.INPUT[key] = openai.INPUT[key]
     assert open_clip.dump() == openai.dump()
@@ -291,3 +293,18 @@ def test_visualize_and_interpret_read_open_clip_runs(run_train, tmp_path, data_r
     decoder = open_clip_model.tokenizer.decoder
     vocabulary = {interpret_prompt.token_text(open_clip_model.tokenizer, token_id) for token_id in decoder}
     assert tokens and set(tokens) <= vocabulary
+
+
+def test_weight_tag_reads_our_key_or_a_string_pretrained_never_dassls_bool():
+    from yacs.config import CfgNode
+
+    from trainers.base import weight_tag
+
+    def tag(ours, pretrained):
+        return weight_tag(CfgNode({"OPEN_CLIP_PRETRAINED": ours, "PRETRAINED": pretrained}))
+
+    assert tag("laion2b_s34b_b88k", True) == "laion2b_s34b_b88k"  # in a Dassl host: Dassl's bool is no tag
+    assert tag("", True) == tag("", False) == tag("", "") == ""
+    assert tag("", "datacomp_xl_s13b_b90k") == "datacomp_xl_s13b_b90k"  # the bundled engine's earlier key
+    with pytest.raises(UserError, match="OPEN_CLIP_PRETRAINED .'laion2b_s34b_b88k'. and MODEL.BACKBONE.PRETRAINED"):
+        tag("laion2b_s34b_b88k", "datacomp_xl_s13b_b90k")

@@ -54,6 +54,15 @@ HOST = {
         class CoOp(TrainerX):
             pass
         ''',
+    "trainers/vpt.py": '''
+        """The host's own VPT (as MaPLe's repository has): ours must reach the harness under another name."""
+        from dassl.engine import TRAINER_REGISTRY, TrainerX
+
+
+        @TRAINER_REGISTRY.register()
+        class VPT(TrainerX):
+            pass
+        ''',
     "clip/__init__.py": "",
     "clip/clip.py": '''
         """The host's vendored CLIP: DPT must load CLIP from clip-anytorch, never from here."""
@@ -102,6 +111,7 @@ HOST = {
 
         import datasets.dtd
         import trainers.coop
+        import trainers.vpt
 
 
         def reset_cfg(cfg, args):
@@ -236,6 +246,56 @@ def test_dpt_trains_and_reloads_in_a_coop_style_harness(tmp_path):
                                         "--model-dir", "out/dpt", "--load-epoch", "1", *opts])
     assert reloaded.returncode == 0, reloaded.stderr[-3000:]
     assert accuracy(reloaded.stdout) == accuracy(trained.stdout)
+
+
+# Test-only launcher in the host folder: registers a tiny open_clip architecture with a weight tag whose file is
+# local (as open_clip's built-in tags are registered), then runs the host's train.py.
+TINY_OPEN_CLIP_LAUNCHER = '''
+import runpy
+import sys
+
+import open_clip
+from open_clip import pretrained
+
+open_clip.add_model_config({config!r})
+pretrained._PRETRAINED["DPT-Tiny-Test"] = {{"tiny_tag": {{"file": {weights!r}, **{preprocess!r}}}}}
+sys.argv = ["train.py", *sys.argv[1:]]
+runpy.run_path("train.py", run_name="__main__")
+'''
+
+
+def test_our_vpt_beside_the_hosts_and_an_open_clip_weight_tag(tmp_path):
+    """The host has its own VPT: ours is registered as DPT_VPT (setup() says so) and trains there, with the
+    shipped open_clip config and a weight tag given on the command line (the host keeps Dassl's boolean
+    MODEL.BACKBONE.PRETRAINED; the tag reaches our trainer: its preprocessing is the tag's)."""
+    import json
+
+    from dpt_models.open_clip_backbone import random_model, save_model_folder, tiny_model_cfg
+
+    host, standin = tmp_path / "host", tmp_path / "site"
+    write_tree(host, HOST)
+    write_tree(standin, STANDIN_DASSL)
+    add_plugin_lines(host / "train.py")
+    write_image_folder(str(host / "data" / "dtd"), per_split=(("train", 4), ("test", 4)), size=32)
+    save_model_folder(str(tmp_path / "tiny"), random_model(tiny_model_cfg()), tiny_model_cfg())
+    (tmp_path / "DPT-Tiny-Test.json").write_text(json.dumps(tiny_model_cfg()))
+    preprocess = {"mean": (0.1, 0.2, 0.3), "std": (0.4, 0.5, 0.6), "interpolation": "bilinear"}
+    (host / "tiny_open_clip_train.py").write_text(TINY_OPEN_CLIP_LAUNCHER.format(
+        config=str(tmp_path / "DPT-Tiny-Test.json"), weights=str(tmp_path / "tiny" / "open_clip_model.safetensors"),
+        preprocess=preprocess))
+
+    config = host_run(host, standin, ["-m", "dpt_tools.config_files", "VPT/openclip_vit_b16"])
+    assert config.returncode == 0, config.stderr
+    trained = host_run(host, standin, [
+        "tiny_open_clip_train.py", "--root", "data", "--trainer", "DPT_VPT", "--seed", "1",
+        "--dataset-config-file", "configs/datasets/dtd.yaml", "--config-file", config.stdout.strip(),
+        "--output-dir", "out/vpt", "MODEL.BACKBONE.NAME", "open_clip:DPT-Tiny-Test",
+        "MODEL.BACKBONE.OPEN_CLIP_PRETRAINED", "tiny_tag", "OPTIM.MAX_EPOCH", "1", "DATALOADER.NUM_WORKERS", "0",
+        "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "DATALOADER.TEST.BATCH_SIZE", "8"])
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "dpt_plugin: this harness has its own VPT; this project's are registered as DPT_VPT" in trained.stdout
+    assert "Finish training" in trained.stdout
+    assert "INPUT.PIXEL_MEAN [0.1, 0.2, 0.3], INPUT.PIXEL_STD [0.4, 0.5, 0.6]" in trained.stdout
 
 
 def test_plugin_without_dassl_names_what_is_missing(tmp_path):

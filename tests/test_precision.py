@@ -1,7 +1,7 @@
 """Precision modes (trainers/base.py): for every registered trainer, fp16 / amp / bf16 autocast compute the
 fp32 step (loss and gradients of forward_backward, or the logits of a trainer that trains nothing) with
-fp32 parameters, on the CPU and, where there is one, on a CUDA GPU; and a mixed-precision run through
-train.py keeps fp32 parameters."""
+fp32 parameters, on the CPU and, where there is one, on a CUDA GPU (on a CPU, fp16 / amp run in fp32: fp16
+is slower there); and a mixed-precision run through train.py keeps fp32 parameters."""
 import pytest
 import torch
 from conftest import folder_run_args, read_log
@@ -29,7 +29,9 @@ def test_every_precision_mode_computes_the_fp32_step(tmp_path, data_root, tiny_c
     reference = build(trainer_name, data_root, tiny_clip_file, tmp_path / "fp32", device=device)
     trainer = build(trainer_name, data_root, tiny_clip_file, tmp_path / precision, precision, device=device)
     trainer.model.load_state_dict(reference.model.state_dict())
-    assert trainer.grad_scaler.is_enabled() == (precision != "bf16")
+    runs_in = "fp32" if device == "cpu" and precision in ("fp16", "amp") else precision  # fp16 only on a GPU
+    assert trainer.precision == runs_in
+    assert trainer.grad_scaler.is_enabled() == (runs_in in ("fp16", "amp"))
     batch = fixed_batch(reference)
     if not reference.get_model_names():  # zero-shot CLIP: nothing trains; the logits agree
         reference.set_model_mode("eval")
@@ -57,5 +59,7 @@ def test_coop_trains_in_mixed_precision_with_fp32_parameters(run_train, tmp_path
     args[args.index("TRAINER.COOP.PREC") + 1] = precision
     trainer = run_train(args[:-2] + list(extra))
     assert trainer.model.prompt_learner.ctx.dtype == torch.float32
-    assert trainer.grad_scaler.is_enabled() == (precision == "fp16")
-    assert "* accuracy:" in read_log(tmp_path / precision)
+    assert not trainer.grad_scaler.is_enabled()  # on a CPU, fp16 runs in fp32 and says so; bf16 is autocast
+    log = read_log(tmp_path / precision)
+    assert ("TRAINER.COOP.PREC fp16: running in fp32 on the CPU" in log) == (precision == "fp16")
+    assert "* accuracy:" in log

@@ -305,8 +305,8 @@ def test_the_few_shot_cache_is_sampled_again_when_the_dataset_changed(run_train,
 
 def run_script(script, *args, **env):
     full_env = {k: v for k, v in os.environ.items() if k not in ("DATA", "CLIP_PATH", "SEEDS", "OUTPUT", "EXTRA_OPTS")}
-    return subprocess.run(["bash", osp.join(ROOT, "scripts", script), *args], env={**full_env, **env},
-                          capture_output=True, text=True, cwd=ROOT)
+    return subprocess.run(["bash", osp.join(ROOT, "scripts", script), *args],
+                          env={**full_env, "PYTHON": sys.executable, **env}, capture_output=True, text=True, cwd=ROOT)
 
 
 def test_scripts_skip_a_finished_run_only_while_its_recorded_options_match(tmp_path):
@@ -326,9 +326,18 @@ def test_scripts_skip_a_finished_run_only_while_its_recorded_options_match(tmp_p
     assert same.returncode == 0 and same.stdout == f"Results are available in {run_dir}. Skip this job\n"
     before = snapshot(run_dir)
     changed = run_script("dpt/main.sh", "eurosat", "4", EXTRA_OPTS="TRAINER.DPT.BOTTOMLIMIT 2", **env)
-    assert changed.returncode == 1 and "python train.py" not in changed.stdout
+    assert changed.returncode == 1 and "train.py" not in changed.stdout
     assert "TRAINER.DPT.BOTTOMLIMIT: 12 there, 2 now" in changed.stderr and "OUTPUT=" in changed.stderr
-    assert f"Stopped: {run_dir} holds the result of a run with other options" in changed.stderr
+    assert f"Stopped: {run_dir} holds a result, and checking its recorded options against these failed" \
+        in changed.stderr
+    assert snapshot(run_dir) == before
+
+    no_torch = tmp_path / "python-without-torch"  # the check itself fails: its own error shows, not "options"
+    no_torch.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'torch'\" >&2\nexit 1\n")
+    no_torch.chmod(0o755)
+    broken = run_script("dpt/main.sh", "eurosat", "4", **{**env, "PYTHON": str(no_torch)})
+    assert broken.returncode == 1 and "No module named 'torch'" in broken.stderr
+    assert "other options" not in broken.stderr and f"({no_torch} train.py --compare-recorded-config" in broken.stderr
     assert snapshot(run_dir) == before
 
 

@@ -8,7 +8,6 @@ import os
 import os.path as osp
 import random
 
-import clip
 import numpy as np
 import pytest
 import torch
@@ -17,6 +16,7 @@ from PIL import Image
 import clip_datasets  # noqa: F401  (registers the datasets)
 from clip_datasets.common import DatasetNotFoundError
 from dassl_compat import DATASET_REGISTRY, get_cfg_default
+from dpt_models.clip_backbone import clip
 from dpt_models.errors import UserError
 from dpt_models.templates import class_prompts, template_for
 from dpt_tools import pretrain_toy_clip

@@ -41,8 +41,11 @@ def extend_cfg(cfg):
     """The keys every trainer here reads besides its own TRAINER.<NAME> node."""
     # Where CLIP weights come from: MODEL.BACKBONE.NAME is an OpenAI name (ViT-B/16, RN50, ...) or
     # open_clip:<model> (open_clip_backbone.py); PATH, when set, is a checkpoint file to load instead of
-    # ~/.cache/clip/<file>; PRETRAINED is an open_clip model's weight tag (laion2b_s34b_b88k, ...).
+    # ~/.cache/clip/<file>; OPEN_CLIP_PRETRAINED is an open_clip model's weight tag (laion2b_s34b_b88k, ...):
+    # a key of our own, because a Dassl harness keeps Dassl's boolean PRETRAINED (dpt_plugin). PRETRAINED
+    # as a tag is still read where it is a string (this project's engine and train.py).
     cfg.MODEL.BACKBONE.PATH = ""
+    cfg.MODEL.BACKBONE.OPEN_CLIP_PRETRAINED = ""
     cfg.MODEL.BACKBONE.PRETRAINED = ""
     # Save a resumable state after every epoch (Dassl's default 0 saves only the last one, so an
     # interrupted run started again from scratch); only the last two epochs' files are kept.
@@ -83,7 +86,7 @@ class ClipPromptTrainer(TrainerX):
         optim_cfg_for(module_name): a module trained with other settings than OPTIM.
 
     Precision, from `cfg.TRAINER.<config_node>.PREC`: "fp32"; "fp16" / "amp" (fp16 autocast with a
-    GradScaler, fp32 master parameters); "bf16" (bf16 autocast). Parameters always stay fp32, so
+    GradScaler, fp32 master parameters; fp32 on a CPU); "bf16" (bf16 autocast). Parameters always stay fp32, so
     small updates are never rounded away (the reference's pure-fp16 updates lose them).
     """
 
@@ -190,6 +193,10 @@ class ClipPromptTrainer(TrainerX):
 
     @property
     def precision(self):
+        """TRAINER.<node>.PREC, but fp32 for fp16 / amp on a CPU: fp16 autocast there is slower than fp32
+        and gains nothing (bf16 stays as configured)."""
+        if self.method_cfg.PREC in ("fp16", "amp") and self.device.type == "cpu":
+            return "fp32"
         return self.method_cfg.PREC
 
     def check_cfg(self, cfg):
@@ -230,6 +237,9 @@ class ClipPromptTrainer(TrainerX):
         """CLIP -> the method's model -> trainable modules registered, everything else frozen."""
         clip_model, self.preloaded_clip = self.preloaded_clip or self.load_clip(self.cfg), None
         print(f"Building {type(self).__name__}")
+        if self.precision != self.method_cfg.PREC:
+            print(f"TRAINER.{self.config_node}.PREC {self.method_cfg.PREC}: running in fp32 on the CPU (fp16 is "
+                  f"slower there; TRAINER.{self.config_node}.PREC bf16 is mixed precision on a CPU)")
         self.model = self.build_clip_model(clip_model, self.dm.dataset.classnames)
         self.model.to(self.device)
         self.register_trainable_modules()
@@ -345,9 +355,16 @@ class ClipPromptTrainer(TrainerX):
 
 
 def weight_tag(backbone):
-    """MODEL.BACKBONE.PRETRAINED as an open_clip weight tag ("" for none). A Dassl harness that loads us
-    through dpt_plugin keeps Dassl's own PRETRAINED (a bool: ImageNet weights for its backbones)."""
-    return backbone.PRETRAINED if isinstance(backbone.PRETRAINED, str) else ""
+    """The open_clip weight tag ("" for none): MODEL.BACKBONE.OPEN_CLIP_PRETRAINED, or PRETRAINED where it is
+    a string. A Dassl harness that loads us through dpt_plugin keeps Dassl's own PRETRAINED (a bool:
+    ImageNet weights for Dassl's backbones), which is no tag."""
+    tag, legacy = backbone.OPEN_CLIP_PRETRAINED, backbone.PRETRAINED if isinstance(backbone.PRETRAINED, str) else ""
+    if tag and legacy and tag != legacy:
+        raise UserError(
+            f"MODEL.BACKBONE.OPEN_CLIP_PRETRAINED ({tag!r}) and MODEL.BACKBONE.PRETRAINED ({legacy!r}) name "
+            "different open_clip weights; set only MODEL.BACKBONE.OPEN_CLIP_PRETRAINED."
+        )
+    return tag or legacy
 
 
 def load_backbone(cfg):
@@ -359,7 +376,7 @@ def load_backbone(cfg):
         return open_clip_backbone.load_open_clip(backbone.NAME, pretrained, backbone.PATH)
     if pretrained:
         raise UserError(
-            f"MODEL.BACKBONE.PRETRAINED ({pretrained!r}) selects an open_clip model's weights; "
+            f"MODEL.BACKBONE.OPEN_CLIP_PRETRAINED ({pretrained!r}) selects an open_clip model's weights; "
             f"MODEL.BACKBONE.NAME {backbone.NAME!r} is OpenAI CLIP. Use open_clip:<model> or leave it empty."
         )
     return load_clip_from_cfg(cfg)

@@ -33,7 +33,7 @@ from dpt_models.clip_backbone import resolve_weights_file
 from dpt_models.errors import UserError
 from dpt_models.linear_probe import LinearProbeCLIP, linear_head
 
-from .base import ClipPromptTrainer
+from .base import ClipPromptTrainer, weight_tag
 
 COARSE_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
 
@@ -154,7 +154,7 @@ class LinearProbe(ClipPromptTrainer):
         if backbone.PATH:
             weights = file_digest(backbone.PATH)
         elif open_clip_backbone.is_open_clip(backbone.NAME):
-            weights = f"{backbone.NAME} {backbone.PRETRAINED}"  # a model folder or a published weight tag
+            weights = f"{backbone.NAME} {weight_tag(backbone)}"  # a model folder or a published weight tag
         else:
             weights = file_digest(resolve_weights_file(backbone.NAME))
         pipeline = repr((cfg.INPUT.SIZE, cfg.INPUT.INTERPOLATION, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD,

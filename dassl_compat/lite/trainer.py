@@ -79,8 +79,11 @@ class TrainerBase(CheckpointMixin):
 
     def init_writer(self, log_dir):
         if self.__dict__.get("_writer") is None:
-            from torch.utils.tensorboard import SummaryWriter
-
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # optional (tensorboard or tb-nightly): the event files only repeat the log
+                print("No tensorboard event files: tensorboard is not installed (pip install tensorboard)")
+                return
             print(f"Initialize tensorboard (log_dir={log_dir})")
             self._writer = SummaryWriter(log_dir=log_dir)
 

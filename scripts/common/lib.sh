@@ -15,6 +15,7 @@
 #   EXTRA_OPTS    more "KEY VALUE ..." options for train.py
 #   LOAD_EPOCH    the epoch whose checkpoint evaluation scripts load (default: the config's MAX_EPOCH)
 #   DRY_RUN=1     print the train.py commands instead of running them
+#   PYTHON        the interpreter that runs train.py (default: python, the first on PATH)
 set -euo pipefail
 : "${CFG_NODE:?is set by scripts/<method>/settings.sh: run an entry point such as scripts/dpt/main.sh}"
 : "${DEFAULT_CFG:?is set by scripts/<method>/settings.sh}"
@@ -22,6 +23,7 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SEEDS="${SEEDS:-1 2 3}"
 OUTPUT="${OUTPUT:-output}"
+PYTHON="${PYTHON:-python}"
 
 usage_error() {
     echo "Usage: $1" >&2
@@ -114,14 +116,16 @@ load_epoch() {
 # Runs train.py with the given arguments into run folder $1, unless the folder already holds a
 # result (an accuracy line in one of its logs): then the run is skipped, as in CoOp's scripts, after
 # checking that the folder's recorded config (config.yaml) has the options requested now; if they
-# differ, train.py names the keys and the script stops. A folder without a result is an interrupted
+# differ, train.py names the keys, and if the check itself fails (no torch for $PYTHON, ...) its error
+# is what shows: either way the script stops. A folder without a result is an interrupted
 # run: it runs again and train.py resumes it from its last checkpoint (CoOp would skip it and lose it).
 run_unless_done() {
     local dir="$1"
     shift
     if [ -d "${dir}" ] && grep -qs '^\* accuracy:' "${dir}"/log.txt*; then
-        if [ -f "${dir}/config.yaml" ] && ! python train.py --compare-recorded-config "$@"; then
-            echo "Stopped: ${dir} holds the result of a run with other options (above)." >&2
+        if [ -f "${dir}/config.yaml" ] && ! "${PYTHON}" train.py --compare-recorded-config "$@"; then
+            echo "Stopped: ${dir} holds a result, and checking its recorded options against these failed" \
+                 "(${PYTHON} train.py --compare-recorded-config: its error is above)." >&2
             exit 1
         fi
         echo "Results are available in ${dir}. Skip this job"
@@ -135,8 +139,8 @@ run_unless_done() {
 
 run_train() {
     if [ "${DRY_RUN:-0}" = "1" ]; then
-        echo "python train.py $*"
+        echo "${PYTHON} train.py $*"
     else
-        python train.py "$@"
+        "${PYTHON}" train.py "$@"
     fi
 }

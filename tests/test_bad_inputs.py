@@ -145,7 +145,7 @@ TRAIN_CASES = {
     ),
     "zero visual prompt tokens": (
         lambda c: folder_run_args(c.source_root, c.clip_file, c.out, "VPT", epochs=1, extra=("TRAINER.VPT.N_CTX", "0")),
-        [r"TRAINER\.VPT\.N_CTX \(visual prompt tokens\) must be >= 1"],
+        [r"TRAINER\.VPT\.N_CTX must be an integer >= 1, got 0"],
     ),
     "DPT's class-aware blocks beyond the ViT's depth": (
         lambda c: folder_run_args(c.source_root, c.clip_file, c.out, "DPT", epochs=1,
@@ -210,7 +210,7 @@ TRAIN_CASES = {
     ),
     "bad DATASET.SUBSAMPLE_CLASSES": (
         lambda c: c.args(extra=("DATASET.SUBSAMPLE_CLASSES", "novel")),
-        ["DATASET.SUBSAMPLE_CLASSES must be 'all', 'base' or 'new', got 'novel'"],
+        ["DATASET.SUBSAMPLE_CLASSES must be one of 'all', 'base', 'new', got 'novel'"],
     ),
     "bad OPTIM.NAME": (
         lambda c: c.args(extra=("OPTIM.NAME", "adamw2")),
@@ -313,6 +313,82 @@ TRAIN_CASES.update({
     "toy dataset folder from another generation": (
         tampered_toy_dataset,
         [r"toy_fog has no readable generation\.json|toy_fog was generated from another spec", "Delete the folder"],
+    ),
+})
+
+
+# Options that break their declared rule (dassl_compat.options), each named with its value, what is allowed
+# and how to set it: (key, value on the command line, the trainer whose node it is, the rule's description).
+OPTION_CASES = [
+    ("OPTIM.LR", "-0.002", "CoOp", "a number > 0"),
+    ("OPTIM.LR", "None", "CoOp", "a number > 0"),
+    ("OPTIM.MAX_EPOCH", "-1", "CoOp", "an integer >= 0"),
+    ("OPTIM.WEIGHT_DECAY", "-0.1", "CoOp", "a number >= 0"),
+    ("OPTIM.LR_SCHEDULER", "cosin", "CoOp", "one of 'single_step', 'multi_step', 'cosine'"),
+    ("OPTIM.WARMUP_TYPE", "const", "CoOp", "one of 'constant', 'linear'"),
+    ("INPUT.INTERPOLATION", "bicubc", "CoOp", "one of 'bilinear', 'bicubic', 'nearest'"),
+    ("INPUT.PIXEL_STD", "[0.27, 0.26]", "CoOp", "a list of 3 values, each a number > 0"),
+    ("INPUT.SIZE", "(32, 0)", "CoOp", "a list of 2 values, each an integer >= 1"),
+    ("DATALOADER.TRAIN_X.BATCH_SIZE", "0", "CoOp", "an integer >= 1"),
+    ("DATALOADER.TEST.BATCH_SIZE", "-16", "CoOp", "an integer >= 1"),
+    ("DATALOADER.NUM_WORKERS", "-1", "CoOp", "an integer >= 0"),
+    ("TEST.FINAL_MODEL", "best", "CoOp", "one of 'last_step', 'best_val'"),
+    ("TEST.SPLIT", "train", "CoOp", "one of 'val', 'test'"),
+    ("TRAINER.COOP.CLASS_TOKEN_POSITION", "start", "CoOp", "one of 'end', 'middle', 'front'"),
+    ("TRAINER.COOP.N_CTX", "-2", "CoOp", "an integer >= 0"),
+    ("TRAINER.COCOOP.PREC", "fp64", "CoCoOp", "one of 'fp32', 'fp16', 'amp', 'bf16'"),
+    ("TRAINER.VLP.TEXT_LR", "0.0", "VLP", "a number > 0"),
+    ("TRAINER.DPT.CPN", "0", "DPT", "an integer >= 1"),
+    ("TRAINER.DPT.ALPHA", "-0.3", "DPT", "a number >= 0"),
+    ("TRAINER.LINEAR_PROBE.C_GRID", "(1.0, -1.0)", "LinearProbe", "a list of one or more values, each a number > 0"),
+    ("TRAINER.LINEAR_PROBE.MAX_ITER", "0", "LinearProbe", "an integer >= 1"),
+]
+for key, value, trainer, allowed in OPTION_CASES:
+    TRAIN_CASES[f"option {key} {value}"] = (
+        lambda c, key=key, value=value, trainer=trainer: folder_run_args(
+            c.source_root, c.clip_file, c.out, trainer, epochs=1, extra=(key, value)),
+        [re.escape(f"{key} must be {allowed}, got "), re.escape(f"Set {key} to such a value")],
+    )
+
+
+def long_class_name(c):
+    for split in ("train", "val", "test"):
+        os.rename(c.colours(split, "blue_bar"), c.colours(split, "blue_bar" + "_x" * 75))
+    return c.args(data=c.data)
+
+
+def file_as_output_dir(c):
+    return folder_run_args(c.source_root, c.clip_file, c.write("results", "not a folder"), epochs=1)
+
+
+TRAIN_CASES.update({
+    "INPUT.SIZE that the backbone does not take": (
+        lambda c: c.args(extra=("INPUT.SIZE", "(64, 64)")),
+        [r"INPUT\.SIZE is \(64, 64\), but the backbone tiny takes 32x32 images", r"Set INPUT\.SIZE \(32, 32\)"],
+    ),
+    "N_CTX that makes prompts longer than CLIP's 77 tokens": (
+        lambda c: c.args(extra=("TRAINER.COOP.N_CTX", "80")),
+        [r"The prompt of class '[a-z ]+' is 8\d tokens long", "at most 77",
+         r"lower TRAINER\.COOP\.N_CTX \(80\) to 7\d or less"],
+    ),
+    "CTX_INIT longer than CLIP's 77 tokens": (
+        lambda c: c.args(extra=("TRAINER.COOP.CTX_INIT", "_".join(["a photo of a"] * 20))),
+        [r"The prompt of class '[a-z ]+' is 8\d tokens long", r"shorten TRAINER\.COOP\.CTX_INIT \('a photo"],
+    ),
+    "class name longer than CLIP's 77 tokens": (
+        long_class_name,
+        [r"The prompt of class 'blue bar x x x", "at most 77", "shorten that class name"],
+    ),
+    "--output-dir that is a file": (
+        file_as_output_dir,
+        [r'The output folder ".*results" cannot be written: .*results is a file, not a folder',
+         "Give --output-dir a folder you can write to"],
+    ),
+    "split-file label beyond the training classes": (
+        lambda c: split_file(c, '{"train": [["red_disk/0.png", 0, "red disk"]], "val": [], '
+                                '"test": [["red_disk/0.png", 13, "red disk"]]}'),
+        [r"split_folder\.json: the 'test' list labels red_disk/0\.png 13", r"'train' list has labels 0\.\.0 only",
+         "Replace it with the official split file"],
     ),
 })
 

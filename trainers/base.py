@@ -9,14 +9,19 @@ least `logits` [B, C]. So a new method writes:
 - `build_clip_model(clip_model, classnames)`: its model, from plain arguments;
 - `compute_loss(outputs, labels)`, unless its loss is the cross-entropy of `logits`;
 - `optim_cfg_for(module_name)`, only where a module needs optimiser settings other than OPTIM;
-- in its module, `extend_cfg(cfg)` adding its `TRAINER.<NAME>` node (with `PREC`), and
-  `check_method_cfg(node)` for its own options.
+- in its module, `extend_cfg(cfg)` adding its `TRAINER.<NAME>` node (with `PREC`), and beside it
+  `OPTIONS = {"TRAINER.<NAME>": {"N_CTX": positive_int, "PREC": precision, ...}}`: the rule of each
+  key (`dassl_compat.options`: positive_int, non_negative_float, choice("end", "middle", "front"),
+  ...). train.py checks every declared rule before anything runs and reports a bad value as one
+  error naming the key, the value and what is allowed; `check_method_cfg(node)` only for rules that
+  relate several keys.
 
 The skeleton also owns precision modes, parameter-count logging, loading the only trained module
 from MODEL.INIT_WEIGHTS and multi-process (DDP) training.
 """
 import contextlib
 import inspect
+import sys
 
 import torch
 import torch.distributed as dist
@@ -33,13 +38,28 @@ from dassl_compat import (
     load_pretrained_weights,
 )
 from dassl_compat.errors import UserError
+from dassl_compat.lite.optim import AVAILABLE_OPTIMIZERS, AVAILABLE_SCHEDULERS, AVAILABLE_WARMUPS
+from dassl_compat.options import (
+    Rule,
+    check_options,
+    choice,
+    integer,
+    merged_schemas,
+    non_negative_float,
+    non_negative_int,
+    number,
+    positive_float,
+    positive_int,
+    sequence_of,
+)
 
 from . import open_clip_backbone
 from .clip_backbone import load_clip_from_cfg
 from .templates import template_for
-from .text import PromptLearner, TextEncoder
+from .text import PromptLearner, PromptTooLong, TextEncoder
 
 PRECISIONS = ("fp32", "fp16", "amp", "bf16")
+precision = choice(*PRECISIONS)  # the rule of every TRAINER.<NAME>.PREC
 
 
 def extend_cfg(cfg):
@@ -57,6 +77,38 @@ def extend_cfg(cfg):
     # Encode the `[SOS] ctx` prefix that all classes share once instead of once per class (exact;
     # shared context with the class token at the end; CoCoOp: once per image). False: full prompts.
     cfg.MODEL.TEXT_SHARED_PREFIX = True
+
+
+# The rules of the shared keys the trainers read (dassl_compat.options); INPUT.SIZE must also be the
+# backbone's input resolution, checked once CLIP is loaded (`check_input_size`).
+OPTIONS = {
+    "OPTIM": {
+        "NAME": choice(*AVAILABLE_OPTIMIZERS),
+        "LR": positive_float,
+        "MAX_EPOCH": non_negative_int,
+        "LR_SCHEDULER": choice(*AVAILABLE_SCHEDULERS),
+        "WARMUP_EPOCH": integer,  # <= 0: no warmup
+        "WARMUP_TYPE": choice(*AVAILABLE_WARMUPS),
+        "WARMUP_CONS_LR": non_negative_float,
+        "WARMUP_MIN_LR": non_negative_float,
+        "WEIGHT_DECAY": non_negative_float,
+        "MOMENTUM": non_negative_float,
+        "GAMMA": positive_float,
+    },
+    "INPUT": {
+        "SIZE": sequence_of(positive_int, length=2),
+        "INTERPOLATION": choice("bilinear", "bicubic", "nearest"),
+        "PIXEL_MEAN": sequence_of(number, length=3),
+        "PIXEL_STD": sequence_of(positive_float, length=3),
+    },
+    "DATALOADER": {"NUM_WORKERS": non_negative_int},
+    "DATALOADER.TRAIN_X": {"BATCH_SIZE": positive_int},
+    "DATALOADER.TRAIN_U": {"BATCH_SIZE": positive_int},
+    "DATALOADER.TEST": {"BATCH_SIZE": positive_int},
+    "MODEL.BACKBONE": {"NAME": Rule("a CLIP backbone name (ViT-B/16, RN50, ..., open_clip:<model>)", bool)},
+    "TRAIN": {"CHECKPOINT_FREQ": non_negative_int, "PRINT_FREQ": positive_int},
+    "TEST": {"SPLIT": choice("val", "test"), "FINAL_MODEL": choice("last_step", "best_val")},
+}
 
 
 class ClipPromptTrainer(TrainerX):
@@ -170,9 +222,13 @@ class ClipPromptTrainer(TrainerX):
         return self.method_cfg.PREC
 
     def check_cfg(self, cfg):
+        """The declared option rules (the shared OPTIONS above, the trainer module's OPTIONS and PREC),
+        the backbone kind, then `check_method_cfg`. train.py has checked every declared rule already;
+        this is the check of harnesses that build the trainer themselves (dpt_plugin, Dassl's train.py)."""
         node = cfg.TRAINER[self.config_node]
-        if node.PREC not in PRECISIONS:
-            raise UserError(f"TRAINER.{self.config_node}.PREC must be one of {PRECISIONS}, got {node.PREC!r}")
+        module_options = getattr(sys.modules[type(self).__module__], "OPTIONS", {})
+        own_precision = {f"TRAINER.{self.config_node}": {"PREC": precision}}
+        check_options(cfg, merged_schemas(own_precision, OPTIONS, module_options))
         backbone = cfg.MODEL.BACKBONE.NAME
         if self.requires_vit and backbone.startswith("RN"):
             raise UserError(
@@ -182,7 +238,8 @@ class ClipPromptTrainer(TrainerX):
         self.check_method_cfg(node)
 
     def check_method_cfg(self, node):
-        """Validate the method's own config node (raise a ValueError naming the key); none by default."""
+        """Rules that relate several keys of the method's config node (raise a UserError naming them); the
+        rules of single keys are declared in the module's OPTIONS. None by default."""
 
     def build_data_loader(self):
         """Dassl's data loaders; with an open_clip backbone, their transforms use the model's own size,
@@ -206,8 +263,13 @@ class ClipPromptTrainer(TrainerX):
     def build_model(self):
         """CLIP -> the method's model -> trainable modules registered, everything else frozen."""
         clip_model, self.preloaded_clip = self.preloaded_clip or self.load_clip(self.cfg), None
+        if self.backbone_input_cfg is None:  # an open_clip model's own preprocessing sets the size
+            check_input_size(self.cfg, clip_model)
         print(f"Building {type(self).__name__}")
-        self.model = self.build_clip_model(clip_model, self.dm.dataset.classnames)
+        try:
+            self.model = self.build_clip_model(clip_model, self.dm.dataset.classnames)
+        except PromptTooLong as err:
+            raise self.prompt_too_long_error(err) from err
         self.model.to(self.device)
         self.register_trainable_modules()
         trained = {id(p) for name in self.get_model_names() for p in self._models[name].parameters()}
@@ -216,6 +278,20 @@ class ClipPromptTrainer(TrainerX):
         if self.cfg.MODEL.INIT_WEIGHTS:
             self.load_init_weights(self.cfg.MODEL.INIT_WEIGHTS)
         self.log_trainable_parameters(self.model)
+
+    def prompt_too_long_error(self, err):
+        """The UserError of a prompt longer than the text encoder's context: the class, and the key to change."""
+        node, key = self.method_cfg, f"TRAINER.{self.config_node}"
+        excess = err.n_tokens - err.context_length
+        fix = "shorten that class name (the dataset's class names or split file)"
+        if err.context_tokens > excess and node.get("CTX_INIT"):
+            fix = f"shorten {key}.CTX_INIT ({node.CTX_INIT!r}) by {excess} tokens, or " + fix
+        elif err.context_tokens > excess and "N_CTX" in node:
+            fix = f"lower {key}.N_CTX ({node.N_CTX}) to {node.N_CTX - excess} or less, or " + fix
+        return UserError(
+            f"The prompt of class {err.classname!r} is {err.n_tokens} tokens long ({err.prompt!r} with [SOS] and "
+            f"[EOT]); the text encoder takes at most {err.context_length}. To fit, {fix}."
+        )
 
     def build_clip_model(self, clip_model, classnames):
         """The method's nn.Module around a loaded CLIP; its forward(images [B, 3, H, W]) returns a dict
@@ -338,6 +414,18 @@ def load_backbone(cfg):
             f"MODEL.BACKBONE.NAME {backbone.NAME!r} is OpenAI CLIP. Use open_clip:<model> or leave it empty."
         )
     return load_clip_from_cfg(cfg)
+
+
+def check_input_size(cfg, clip_model):
+    """A UserError unless INPUT.SIZE is the input resolution of the loaded CLIP's image encoder (its
+    positional embedding, ViT or ResNet attention pool, fits that size only)."""
+    resolution = getattr(clip_model.visual, "input_resolution", None)
+    if resolution is not None and tuple(cfg.INPUT.SIZE) != (resolution, resolution):
+        raise UserError(
+            f"INPUT.SIZE is {tuple(cfg.INPUT.SIZE)}, but the backbone {cfg.MODEL.BACKBONE.NAME} takes "
+            f"{resolution}x{resolution} images. Set INPUT.SIZE ({resolution}, {resolution}) (the shipped "
+            "configs of each backbone do)."
+        )
 
 
 def with_input_settings(cfg, settings):

@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
 from dassl_compat import TRAINER_REGISTRY
+from dassl_compat.options import non_negative_int
 
+from .base import precision
 from .coop import CoOp
 from .text import PromptLearner, TextEncoder
 
@@ -29,6 +31,9 @@ def extend_cfg(cfg):
     cfg.TRAINER.COCOOP.N_CTX = 16
     cfg.TRAINER.COCOOP.CTX_INIT = ""
     cfg.TRAINER.COCOOP.PREC = "fp16"
+
+
+OPTIONS = {"TRAINER.COCOOP": {"N_CTX": non_negative_int, "PREC": precision}}
 
 
 class ConditionalPromptLearner(PromptLearner):

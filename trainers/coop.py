@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
 from dassl_compat import TRAINER_REGISTRY
+from dassl_compat.options import choice, non_negative_int
 
-from .base import ClipPromptTrainer
+from .base import ClipPromptTrainer, precision
 from .text import EvalTextCache, PromptLearner, TextEncoder
 
 
@@ -24,9 +25,21 @@ def coop_config_node():
     return node
 
 
+def coop_options():
+    """The rules of `coop_config_node`'s keys (dassl_compat.options)."""
+    return {
+        "N_CTX": non_negative_int,  # 0 only with CTX_INIT, whose words set it
+        "CLASS_TOKEN_POSITION": choice("end", "middle", "front"),
+        "PREC": precision,
+    }
+
+
 def extend_cfg(cfg):
     """TRAINER.COOP."""
     cfg.TRAINER.COOP = coop_config_node()
+
+
+OPTIONS = {"TRAINER.COOP": coop_options()}
 
 
 class CoOpCLIP(nn.Module):

@@ -14,9 +14,10 @@ import torch.nn.functional as F
 
 from dassl_compat import TRAINER_REGISTRY
 from dassl_compat.errors import UserError
+from dassl_compat.options import non_negative_float, non_negative_int, positive_float, positive_int
 
 from .base import ClipPromptTrainer
-from .coop import CoOpCLIP, coop_config_node
+from .coop import CoOpCLIP, coop_config_node, coop_options
 from .templates import template_text_features
 from .visual import DeepVisualPrompts, PromptedViT
 
@@ -33,9 +34,24 @@ def vlp_config_node():
     return node
 
 
+def vlp_options():
+    """The rules of `vlp_config_node`'s keys (dassl_compat.options)."""
+    return {
+        **coop_options(),
+        "VPT_N_CTX": positive_int,
+        "C_PRE": non_negative_int,
+        "GUIDANCE_WEIGHT": non_negative_float,
+        "TEXT_LR": positive_float,
+        "TEXT_WARMUP_EPOCH": non_negative_int,
+    }
+
+
 def extend_cfg(cfg):
     """TRAINER.VLP."""
     cfg.TRAINER.VLP = vlp_config_node()
+
+
+OPTIONS = {"TRAINER.VLP": vlp_options()}
 
 
 class VLPCLIP(CoOpCLIP):
@@ -134,15 +150,11 @@ class VLP(ClipPromptTrainer):
     class_dependent_keys = ("token_prefix", "token_suffix")
 
     def check_method_cfg(self, node):
-        name = f"TRAINER.{self.config_node}"
-        if node.VPT_N_CTX < 1:
-            raise UserError(f"{name}.VPT_N_CTX (visual prompt tokens) must be >= 1, got {node.VPT_N_CTX}")
         if node.N_CTX < 1 and not node.CTX_INIT:
-            raise UserError(f"{name}.N_CTX must be >= 1, got {node.N_CTX}")
-        if node.C_PRE < 0 or node.TEXT_LR <= 0 or node.TEXT_WARMUP_EPOCH < 0:
+            name = f"TRAINER.{self.config_node}"
             raise UserError(
-                f"{name}.C_PRE and TEXT_WARMUP_EPOCH must be >= 0 and TEXT_LR > 0; got {node.C_PRE}, "
-                f"{node.TEXT_WARMUP_EPOCH}, {node.TEXT_LR}"
+                f"{name}.N_CTX must be >= 1 (text context tokens), got {node.N_CTX}: set {name}.N_CTX, or give "
+                f"{name}.CTX_INIT (its words set the number)."
             )
 
     def vlp_model_options(self):

@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
 from dassl_compat import TRAINER_REGISTRY
-from dassl_compat.errors import UserError
+from dassl_compat.options import positive_int
 
-from .base import ClipPromptTrainer
+from .base import ClipPromptTrainer, precision
 from .templates import template_text_features
 from .visual import DeepVisualPrompts, PromptedViT
 
@@ -22,6 +22,9 @@ def extend_cfg(cfg):
     cfg.TRAINER.VPT = CN()
     cfg.TRAINER.VPT.N_CTX = 10  # deep visual prompt tokens per block
     cfg.TRAINER.VPT.PREC = "fp16"
+
+
+OPTIONS = {"TRAINER.VPT": {"N_CTX": positive_int, "PREC": precision}}
 
 
 class VPTCLIP(nn.Module):
@@ -55,10 +58,6 @@ class VPT(ClipPromptTrainer):
 
     config_node = "VPT"
     requires_vit = True
-
-    def check_method_cfg(self, node):
-        if node.N_CTX < 1:
-            raise UserError(f"TRAINER.VPT.N_CTX (visual prompt tokens) must be >= 1, got {node.N_CTX}")
 
     def build_clip_model(self, clip_model, classnames):
         return VPTCLIP(clip_model, classnames, self.template, self.method_cfg.N_CTX)

@@ -6,7 +6,7 @@ from yacs.config import CfgNode as CN
 
 from dassl_compat import TRAINER_REGISTRY
 
-from .base import ClipPromptTrainer
+from .base import ClipPromptTrainer, precision
 from .templates import ensemble_templates, template_text_features
 
 
@@ -14,6 +14,9 @@ def extend_cfg(cfg):
     """TRAINER.ZSCLIP: only the precision of the image encoder."""
     cfg.TRAINER.ZSCLIP = CN()
     cfg.TRAINER.ZSCLIP.PREC = "fp32"
+
+
+OPTIONS = {"TRAINER.ZSCLIP": {"PREC": precision}}
 
 
 class TemplateCLIP(nn.Module):

@@ -21,7 +21,7 @@ from conftest import folder_run_args
 from PIL import Image
 
 from dassl_compat.errors import EXIT_USER_ERROR, UserError
-from dpt_tools import benchmark, check_data, parse_results, plot_results
+from dpt_tools import benchmark, check_data, demo, interpret_prompt, parse_results, plot_results, visualize
 
 
 @pytest.fixture(scope="module")
@@ -460,3 +460,114 @@ def test_benchmark_with_missing_weights(tmp_path, capsys):
     assert_user_error(benchmark.main, ["--backbone", "ViT-B/16", "--path", str(tmp_path / "clip.pt"),
                                        "--trainers", "CoOp", "--device", "cpu"], capsys,
                       ["MODEL.BACKBONE.PATH points to", r"clip\.pt", "Set it to a CLIP checkpoint"])
+
+
+def test_output_dir_on_a_read_only_disk(tmp_path, data_root, tiny_clip_file, monkeypatch, capsys):
+    """The error of a read-only disk (EROFS, raised as the kernel would, since root may write anywhere)."""
+    out = tmp_path / "mounted" / "run"
+    make_folder = os.makedirs
+
+    def read_only_makedirs(path, *args, **kwargs):
+        if str(path).startswith(str(out.parent)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return make_folder(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "makedirs", read_only_makedirs)
+    assert_user_error(run_train, folder_run_args(data_root, tiny_clip_file, out, epochs=1), capsys,
+                      [rf'The output folder "{re.escape(str(out))}" cannot be written: .* is on a read-only disk',
+                       "Give --output-dir a folder you can write to"])
+
+
+def test_every_shipped_config_keeps_the_declared_rules():
+    """The rules reject only bad values: the defaults and every shipped dataset and trainer config pass."""
+    from dassl_compat import get_cfg_default
+    from dpt_tools.config_files import shipped_config_root
+    from trainers.config import check_cfg_options, extend_cfg
+
+    defaults = extend_cfg(get_cfg_default())
+    check_cfg_options(defaults)
+    for path in sorted(shipped_config_root().rglob("*.yaml")):
+        cfg = defaults.clone()
+        cfg.merge_from_file(str(path))
+        check_cfg_options(cfg)
+
+
+def assert_usage_error(main, argv, capsys, phrases):
+    """main(argv) stops in argparse: exit status 2, the usage line and one message naming the argument."""
+    code, err = run_main(main, argv, capsys)
+    assert code == EXIT_USER_ERROR, err
+    assert "Traceback" not in err and err.startswith("usage: "), err
+    assert re.search(r"(?m)^[\w. -]+: error: argument ", err), err
+    for phrase in phrases:
+        assert re.search(phrase, err), f"{phrase!r} not in: {err}"
+
+
+# The commands' own arguments: (main, argv given a scratch folder, phrases, a path the command must not create).
+TOOL_ARGUMENT_CASES = {
+    "dpt-plot --output with no image suffix": (
+        plot_results.main, lambda d: [str(d), "--output", str(d / "x.xyz")],
+        [r"argument --output: '.*x\.xyz' has no image suffix", r"end the file name with one of .*\.png"], "x.xyz"),
+    "dpt-plot --dpi 0": (
+        plot_results.main, lambda d: [str(d), "--output", str(d / "x.png"), "--dpi", "0"],
+        ["argument --dpi: must be an integer >= 1, got 0"], "x.png"),
+    "dpt-visualize --num-images 0": (
+        visualize.main, lambda d: [str(d), "--out", str(d / "figures"), "--num-images", "0"],
+        ["argument --num-images: must be an integer >= 1, got 0"], "figures"),
+    "dpt-visualize --classes -1": (
+        visualize.main, lambda d: [str(d), "--out", str(d / "figures"), "--classes", "-1"],
+        ["argument --classes: must be an integer >= 1, got -1"], "figures"),
+    "dpt-benchmark --classes 0": (
+        benchmark.main, lambda d: ["--classes", "0", "--device", "cpu"],
+        ["argument --classes: must be an integer >= 1, got 0"], None),
+    "dpt-benchmark --batch-size two": (
+        benchmark.main, lambda d: ["--batch-size", "two", "--device", "cpu"],
+        ["argument --batch-size: must be an integer >= 1, got 'two'"], None),
+    "dpt-results --shots -1": (
+        parse_results.main, lambda d: ["few-shot", str(d), "--shots", "-1"],
+        ["argument --shots: must be an integer >= 0, got -1"], None),
+    "dpt-interpret --topk 0": (
+        interpret_prompt.main, lambda d: [str(d), "--topk", "0"],
+        ["argument --topk: must be an integer >= 1, got 0"], None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TOOL_ARGUMENT_CASES))
+def test_command_argument_out_of_range(name, tmp_path, capsys):
+    main, argv, phrases, not_created = TOOL_ARGUMENT_CASES[name]
+    assert_usage_error(main, argv(tmp_path), capsys, phrases)
+    if not_created is not None:
+        assert not (tmp_path / not_created).exists()
+
+
+DEMO_CASES = {
+    "misspelt dataset": (["--dataset", "toy_fgo"], ["--dataset toy_fgo: not a toy dataset config",
+                                                    "Do you mean toy_fog", "Choose from toy_dusk, toy_fog"]),
+    "unknown trainer": (["--trainers", "CoOp", "Bogus"], ["--trainers Bogus: no toy recipe of that trainer",
+                                                          "Choose from .*CoOp, DPT"]),
+    "zero shots": (["--shots", "0"], ["--shots 0: give the training images per class, 1 or more",
+                                      "--trainers ZeroshotCLIP"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEMO_CASES))
+def test_demo_arguments_are_checked_before_any_run(name, tmp_path, capsys):
+    argv, phrases = DEMO_CASES[name]
+    assert_user_error(demo.main, ["--data", str(tmp_path / "data"), "--output", str(tmp_path / "output"), *argv],
+                      capsys, phrases)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "output").exists()
+
+
+def test_demo_shows_the_message_of_a_failed_run(tmp_path, capsys):
+    """A quiet run's stderr is held for its progress line; when the run fails, its message is printed."""
+    output = tmp_path / "output"
+    output.write_text("a file, not a folder")
+    assert_user_error(demo.main, ["--data", str(tmp_path / "data"), "--output", str(output), "--trainers", "CoOp"],
+                      capsys, [r"The output folder \".*output/toy_fog/CoOp/.*\" cannot be written",
+                               "is a file, not a folder"])
+
+
+def test_check_data_fails_when_a_requested_dataset_is_missing(tmp_path, capsys):
+    assert check_data.main(["--root", str(tmp_path), "toy_fog", "EuroSAT"]) == 1
+    printed = capsys.readouterr().out
+    assert "0 of 2 datasets ready; to fix: ToyFog, EuroSAT" in printed
+    assert "python -m dpt_tools.make_toy_data" in printed and "DATASETS.md" in printed

@@ -40,7 +40,6 @@ from dassl_compat import (
 from dassl_compat.errors import UserError
 from dassl_compat.lite.optim import AVAILABLE_OPTIMIZERS, AVAILABLE_SCHEDULERS, AVAILABLE_WARMUPS
 from dassl_compat.options import (
-    Rule,
     check_options,
     choice,
     integer,
@@ -79,8 +78,9 @@ def extend_cfg(cfg):
     cfg.MODEL.TEXT_SHARED_PREFIX = True
 
 
-# The rules of the shared keys the trainers read (dassl_compat.options); INPUT.SIZE must also be the
-# backbone's input resolution, checked once CLIP is loaded (`check_input_size`).
+# The rules of the shared keys the trainers read (dassl_compat.options). Checked where CLIP is loaded:
+# MODEL.BACKBONE.NAME / PATH (a known name, an existing file) and INPUT.SIZE = the backbone's input
+# resolution (`check_input_size`).
 OPTIONS = {
     "OPTIM": {
         "NAME": choice(*AVAILABLE_OPTIMIZERS),
@@ -105,7 +105,6 @@ OPTIONS = {
     "DATALOADER.TRAIN_X": {"BATCH_SIZE": positive_int},
     "DATALOADER.TRAIN_U": {"BATCH_SIZE": positive_int},
     "DATALOADER.TEST": {"BATCH_SIZE": positive_int},
-    "MODEL.BACKBONE": {"NAME": Rule("a CLIP backbone name (ViT-B/16, RN50, ..., open_clip:<model>)", bool)},
     "TRAIN": {"CHECKPOINT_FREQ": non_negative_int, "PRINT_FREQ": positive_int},
     "TEST": {"SPLIT": choice("val", "test"), "FINAL_MODEL": choice("last_step", "best_val")},
 }

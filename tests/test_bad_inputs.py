@@ -320,8 +320,8 @@ TRAIN_CASES.update({
 # Options that break their declared rule (dassl_compat.options), each named with its value, what is allowed
 # and how to set it: (key, value on the command line, the trainer whose node it is, the rule's description).
 OPTION_CASES = [
-    ("OPTIM.LR", "-0.002", "CoOp", "a number > 0"),
-    ("OPTIM.LR", "None", "CoOp", "a number > 0"),
+    ("OPTIM.LR", "-0.002", "CoOp", "a number >= 0"),
+    ("OPTIM.LR", "None", "CoOp", "a number >= 0"),
     ("OPTIM.MAX_EPOCH", "-1", "CoOp", "an integer >= 0"),
     ("OPTIM.WEIGHT_DECAY", "-0.1", "CoOp", "a number >= 0"),
     ("OPTIM.LR_SCHEDULER", "cosin", "CoOp", "one of 'single_step', 'multi_step', 'cosine'"),

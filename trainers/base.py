@@ -84,7 +84,7 @@ def extend_cfg(cfg):
 OPTIONS = {
     "OPTIM": {
         "NAME": choice(*AVAILABLE_OPTIMIZERS),
-        "LR": positive_float,
+        "LR": non_negative_float,  # 0 keeps the trained parameters as initialised (tests/test_interpret_prompt.py)
         "MAX_EPOCH": non_negative_int,
         "LR_SCHEDULER": choice(*AVAILABLE_SCHEDULERS),
         "WARMUP_EPOCH": integer,  # <= 0: no warmup

@@ -8,6 +8,9 @@ shared OPTIM / INPUT / DATALOADER / ... keys, clip_datasets/config.py for DATASE
 a mapping of node -> {key: rule}. `check_options(cfg, schemas)` walks every declared key and raises
 one UserError naming the first bad value: the key, the value, what is allowed and the fix. yacs
 already refuses a value of another type than the default's, except None, which it lets through.
+train.py checks the OPTIONS of every config module and --plugin module before it writes anything
+(`trainers.config.check_cfg_options`); each trainer's `check_cfg` checks the shared ones and its own
+again, for harnesses that build it themselves. Like errors.py, this module holds no Dassl name.
 """
 from numbers import Real
 

@@ -20,7 +20,8 @@ def int_at_least(minimum):
 
 
 def image_file(text):
-    """An argparse `type`: a path whose suffix is an image format matplotlib writes (png, pdf, svg, ...)."""
+    """An argparse `type`: a path in an existing folder whose suffix is an image format matplotlib writes
+    (png, pdf, svg, ...)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -31,4 +32,6 @@ def image_file(text):
             f"{text!r} has no image suffix that picks a format: end the file name with one of "
             f"{', '.join('.' + name for name in formats)}"
         )
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"the folder of {text!r} does not exist: create it or write elsewhere")
     return path

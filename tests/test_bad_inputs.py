@@ -507,6 +507,9 @@ TOOL_ARGUMENT_CASES = {
     "dpt-plot --output with no image suffix": (
         plot_results.main, lambda d: [str(d), "--output", str(d / "x.xyz")],
         [r"argument --output: '.*x\.xyz' has no image suffix", r"end the file name with one of .*\.png"], "x.xyz"),
+    "dpt-plot --output in a folder that does not exist": (
+        plot_results.main, lambda d: [str(d), "--output", str(d / "plots" / "x.png")],
+        [r"argument --output: the folder of '.*plots/x\.png' does not exist: create it"], "plots"),
     "dpt-plot --dpi 0": (
         plot_results.main, lambda d: [str(d), "--output", str(d / "x.png"), "--dpi", "0"],
         ["argument --dpi: must be an integer >= 1, got 0"], "x.png"),

@@ -5,6 +5,8 @@ Every case asserts the exit status (2, `dassl_compat.errors.EXIT_USER_ERROR`), t
 paragraph on stderr names the file or key and the fix, that no traceback is printed, and that
 nothing that was in the output folder before (an earlier finished run) changed. Most cases fail
 before training; the data and output folders are copies, so every case starts from the same state.
+Options that break the rule declared for their key are a table (OPTION_CASES); a command's own argument
+out of range stops in argparse, naming the argument, before the command does anything (TOOL_ARGUMENT_CASES).
 """
 
 import errno

@@ -214,7 +214,28 @@ def read_split_file(path, keys, fix):
             raise UserError(
                 f"{path} has no {key!r} list of [image path, label, class name] rows. {fix}"
             )
+    check_split_labels(path, split, keys, fix)
     return split
+
+
+def check_split_labels(path, split, keys, fix):
+    """A UserError naming the first row of split file `path` whose label is not one of the training classes'
+    (the labels of 'train' must number its classes 0..N-1; the model has N outputs)."""
+    train_labels = {row[1] for row in split["train"]}
+    n_classes = len(train_labels)
+    if train_labels != set(range(n_classes)):  # also catches a label that is not an integer
+        odd = next(row for row in split["train"] if row[1] not in range(n_classes))
+        raise UserError(
+            f"{path}: the 'train' list has {n_classes} classes, but labels other than 0..{n_classes - 1} "
+            f"(e.g. {odd[1]!r} for {odd[0]}). Labels must number the classes 0..N-1. {fix}"
+        )
+    for key in keys:
+        for image, label, _ in split[key]:
+            if label not in train_labels:
+                raise UserError(
+                    f"{path}: the {key!r} list labels {image} {label!r}, but the 'train' list has labels "
+                    f"0..{n_classes - 1} only (a class the model would not have). {fix}"
+                )
 
 
 def read_split(path, prefix, dataset, layout, rename=None):

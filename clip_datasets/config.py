@@ -1,4 +1,5 @@
-"""The config keys the datasets here read on top of Dassl's DATASET node."""
+"""The config keys the datasets here read on top of Dassl's DATASET node, and their rules."""
+from dpt_runs.options import choice, integer
 
 
 def extend_cfg(cfg):
@@ -9,3 +10,6 @@ def extend_cfg(cfg):
     # generated split differs from the official one, so its results are not comparable with papers.
     cfg.DATASET.GENERATE_SPLIT = False
     cfg.DATASET.FOLDER = ""  # ImageFolder: the dataset's folder under DATASET.ROOT
+
+
+OPTIONS = {"DATASET": {"SUBSAMPLE_CLASSES": choice("all", "base", "new"), "NUM_SHOTS": integer}}  # NUM_SHOTS <= 0: all

@@ -3,7 +3,7 @@ the fixed text features of a template set."""
 import torch
 import torch.nn.functional as F
 
-from .text import TextEncoder
+from .text import TextEncoder, check_prompt_lengths
 
 DEFAULT_TEMPLATE = "a photo of a {}."
 
@@ -61,5 +61,7 @@ def template_text_features(clip_model, classnames, templates):
     """Normalised text features [C, E] of the templates filled with each class name: per template
     normalised, averaged over the templates and normalised again (frozen CLIP, no gradient)."""
     encoder = TextEncoder(clip_model)
+    for template in templates:
+        check_prompt_lengths(class_prompts(template, classnames), classnames, clip_model)
     features = torch.stack([encoder.encode_texts(class_prompts(template, classnames)) for template in templates])
     return F.normalize(features.mean(dim=0), dim=-1)  # [C, E]

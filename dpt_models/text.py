@@ -42,6 +42,32 @@ def tokenizer_of(clip_model):
     return getattr(clip_model, "tokenizer", OPENAI_TOKENIZER)
 
 
+class PromptTooLong(ValueError):
+    """A class's prompt has more tokens than the text encoder's context (77 for CLIP).
+
+    classname, prompt: which; n_tokens: its length with [SOS] and [EOT]; context_length: the limit;
+    context_tokens: how many of its tokens are the learnable context's (0 for a template's prompt).
+    """
+
+    def __init__(self, classname, prompt, n_tokens, context_length, context_tokens=0):
+        self.classname, self.prompt, self.n_tokens = classname, prompt, n_tokens
+        self.context_length, self.context_tokens = context_length, context_tokens
+        super().__init__(
+            f"the prompt of class {classname!r} ({prompt!r}) is {n_tokens} tokens long, more than the text "
+            f"encoder's context of {context_length}"
+        )
+
+
+def check_prompt_lengths(prompts, classnames, clip_model, context_tokens=0):
+    """Raise PromptTooLong for the first prompt (one per class) longer than the text encoder's context."""
+    tokenizer = tokenizer_of(clip_model)
+    context_length = clip_model.positional_embedding.shape[0]
+    for prompt, classname in zip(prompts, classnames):
+        n_tokens = len(tokenizer.encode(prompt)) + 2  # [SOS] prompt [EOT]
+        if n_tokens > context_length:
+            raise PromptTooLong(classname, prompt, n_tokens, context_length, context_tokens)
+
+
 def causal_mask(length, device=None, dtype=torch.float32):
     """CLIP's additive causal attention mask [length, length]: -inf above the diagonal."""
     return torch.full((length, length), float("-inf"), device=device, dtype=dtype).triu_(1)
@@ -274,22 +300,25 @@ class PromptLearner(nn.Module):
         if ctx_init:
             ctx_init = ctx_init.replace("_", " ")
             n_ctx = len(ctx_init.split(" "))
+            prompt_prefix = ctx_init
+        else:
+            prompt_prefix = " ".join(["X"] * n_ctx)
+        classnames = [name.replace("_", " ") for name in classnames]
+        self.name_lens = [len(tokenizer.encode(name)) for name in classnames]
+        self.prompts_text = [f"{prompt_prefix} {name}." for name in classnames]
+        check_prompt_lengths(self.prompts_text, classnames, clip_model, len(tokenizer.encode(prompt_prefix)))
+
+        if ctx_init:
             with torch.no_grad():
                 init_embedding = token_embedding(tokenizer(ctx_init).to(token_embedding.weight.device))
             ctx_vectors = init_embedding[0, 1 : 1 + n_ctx].clone()
             if csc:
                 ctx_vectors = ctx_vectors.unsqueeze(0).repeat(n_cls, 1, 1)
-            prompt_prefix = ctx_init
         else:
             shape = (n_cls, n_ctx, ctx_dim) if csc else (n_ctx, ctx_dim)
             ctx_vectors = torch.empty(shape, dtype=token_embedding.weight.dtype)
             nn.init.normal_(ctx_vectors, std=0.02)
-            prompt_prefix = " ".join(["X"] * n_ctx)
         self.ctx = nn.Parameter(ctx_vectors)
-
-        classnames = [name.replace("_", " ") for name in classnames]
-        self.name_lens = [len(tokenizer.encode(name)) for name in classnames]
-        self.prompts_text = [f"{prompt_prefix} {name}." for name in classnames]
         tokenized = tokenizer(self.prompts_text).to(token_embedding.weight.device)  # [C, 77]
         length = encoded_length(tokenized)
         with torch.no_grad():

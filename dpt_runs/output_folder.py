@@ -9,6 +9,7 @@
   Resuming with options that change the result is refused, naming the differing keys; the scripts
   compare it before they skip a finished run (`train.py --compare-recorded-config`).
 """
+import errno
 import fcntl
 import os
 import os.path as osp
@@ -16,7 +17,7 @@ import socket
 
 import yaml
 
-from dpt_models.errors import UserError
+from dpt_models.errors import DISK_FULL_ERRNOS, UserError
 
 from .checkpoint import has_checkpoints, remove_leftovers, temporary_path
 
@@ -51,9 +52,8 @@ class OutputFolderLock:
         self.note = ""  # what acquire() found, printed once the run's log is open
 
     def acquire(self):
-        os.makedirs(self.directory, exist_ok=True)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self.open_lock_file()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -81,12 +81,36 @@ class OutputFolderLock:
         self.fd = fd
         return self
 
+    def open_lock_file(self):
+        """The lock file's descriptor, the folder made first; a folder that cannot be written is a UserError."""
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            if err.errno in DISK_FULL_ERRNOS:
+                raise  # reported as a full disk (dassl_compat.errors)
+            raise UserError(f'The output folder "{self.directory}" cannot be written: {unwritable_reason(err)}. '
+                            "Give --output-dir a folder you can write to (a missing one is created).") from err
+
     def release(self):
         if self.fd is None:
             return
         os.remove(self.path)
         os.close(self.fd)
         self.fd = None
+
+
+def unwritable_reason(err):
+    """Why a folder could not be made or written, from the OSError of os.makedirs / os.open."""
+    if err.errno == errno.EEXIST:
+        return f"{err.filename} is a file, not a folder"
+    if err.errno == errno.ENOTDIR:
+        return f"a part of {err.filename} is a file, not a folder"
+    if err.errno == errno.EROFS:
+        return f"{err.filename} is on a read-only disk"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return f"no permission to write {err.filename}"
+    return f"{err.strerror} ({err.filename})"
 
 
 def flatten(tree, prefix=""):

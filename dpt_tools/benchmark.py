@@ -39,6 +39,7 @@ from PIL import Image
 from dpt_models import open_clip_backbone
 from dpt_models.clip_backbone import OPENAI_ARCHITECTURES, load_clip, save_tiny_clip
 from dpt_models.errors import UserError, add_debug_argument, exit_on_user_error
+from dpt_tools.arguments import int_at_least
 from dpt_tools.measure import PeakRSS, evaluate
 
 WORDNET_ID = re.compile(r"^n\d{8}\s+")  # CoOp's ImageNet classnames.txt: "n01440764 tench"
@@ -68,20 +69,22 @@ def build_parser():
         f"(one of {', '.join(OPENAI_ARCHITECTURES)}, or any open_clip:<model>); speed and memory do not depend "
         "on the weight values",
     )
-    parser.add_argument("--classes", type=int, default=100, help="number of classes C (synthetic names 'class <i>')")
+    parser.add_argument("--classes", type=int_at_least(1), default=100,
+                        help="number of classes C (synthetic names 'class <i>')")
     parser.add_argument(
         "--classnames", default="",
         help="a file of class names, one per line (or CoOp's classnames.txt lines 'n01440764 tench'); C is their "
         "number. The text side's cost depends on the names' token lengths: benchmark a dataset with its own names",
     )
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps (after 2 untimed ones)")
+    parser.add_argument("--batch-size", type=int_at_least(1), default=32)
+    parser.add_argument("--steps", type=int_at_least(1), default=10, help="timed steps (after 2 untimed ones)")
     parser.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "amp", "bf16"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cuda", "cpu"])
     add_debug_argument(parser)
-    parser.add_argument("--eval-images", type=int, default=0,
+    parser.add_argument("--eval-images", type=int_at_least(0), default=0,
                         help="also time a whole evaluation of this many images (batches of --batch-size)")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads of torch (default: torch's choice)")
+    parser.add_argument("--threads", type=int_at_least(0), default=0,
+                        help="CPU threads of torch (default: torch's choice)")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="more KEY VALUE config options")
     return parser
 

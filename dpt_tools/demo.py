@@ -10,6 +10,7 @@ scripts' layout, so `dpt-results few-shot <output>` reads them; a finished run i
 """
 import argparse
 import contextlib
+import difflib
 import io
 import os.path as osp
 import re
@@ -17,7 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from dpt_models.errors import UserError, add_debug_argument, exit_on_user_error
 from dpt_tools import parse_results
+from dpt_tools.config_files import shipped_names
 from dpt_tools.results_common import run_accuracy
 
 CONFIG = "toy"
@@ -70,6 +73,7 @@ def build_parser():
     parser.add_argument("--data", default="data", help="where the toy datasets are (generated there if missing)")
     parser.add_argument("--output", default=osp.join("output", "demo"), help="output root of the runs")
     parser.add_argument("--verbose", action="store_true", help="show every run's log, not one line per run")
+    add_debug_argument(parser)
     return parser
 
 
@@ -87,22 +91,53 @@ def is_zero_shot(trainer):
     return method is not None and method.eval_only
 
 
+def one_of(flag, value, names, what):
+    """A UserError unless `value` is one of `names`, suggesting the close ones."""
+    if value in names:
+        return
+    close = difflib.get_close_matches(value, names, n=2, cutoff=0.5)
+    hint = f" Do you mean {' or '.join(close)}?" if close else ""
+    raise UserError(f"{flag} {value}: {what}.{hint} Choose from {', '.join(names)}.")
+
+
+def check_args(args):
+    """Every argument before the first run: the dataset and trainers need shipped toy configs, shots >= 1."""
+    datasets = [name for name in shipped_names("datasets") if name.startswith("toy")]
+    one_of("--dataset", args.dataset, datasets, "not a toy dataset config (configs/datasets/toy_*.yaml)")
+    from trainers.base import registered_methods
+
+    recipes = set(shipped_names("trainers"))
+    trainers = [name for name in registered_methods() if f"{config_folder(name)}/{CONFIG}" in recipes]
+    recipe = f"configs/trainers/<TRAINER>/{CONFIG}.yaml"
+    for trainer in args.trainers:
+        one_of("--trainers", trainer, trainers, f"no toy recipe of that trainer ({recipe})")
+    if args.shots < 1:
+        raise UserError(
+            f"--shots {args.shots}: give the training images per class, 1 or more (zero-shot CLIP is the "
+            "ZeroshotCLIP trainer: --trainers ZeroshotCLIP ...)."
+        )
+
+
 def run_folder(output, dataset, trainer, shots, seed):
     """The scripts' layout: <output>/<dataset>/<TRAINER>/toy_<K>shots/seed<S> (zero-shot: toy/seed<S>)."""
     setting = CONFIG if is_zero_shot(trainer) else f"{CONFIG}_{shots}shots"
     return osp.join(output, dataset, trainer, setting, f"seed{seed}")
 
 
-def train_args(args, trainer, out_dir):
+def config_folder(trainer):
+    """The folder of the trainer's configs (configs/trainers/<folder>/): its default config's."""
     method = registered_method(trainer)
-    config_folder = method.default_config.split("/")[0] if method and method.default_config else trainer
+    return method.default_config.split("/")[0] if method and method.default_config else trainer
+
+
+def train_args(args, trainer, out_dir):
     argv = ["--eval-only"] if is_zero_shot(trainer) else []
     return argv + [
         "--root", args.data,
         "--seed", str(args.seed),
         "--trainer", trainer,
         "--dataset-config-file", args.dataset,
-        "--config-file", f"{config_folder}/{CONFIG}",
+        "--config-file", f"{config_folder(trainer)}/{CONFIG}",
         "--output-dir", out_dir,
         "DATASET.NUM_SHOTS", str(args.shots),
     ]
@@ -112,18 +147,24 @@ def main(argv=None):
     from dpt_tools import train
 
     args = build_parser().parse_args(argv)
+    with exit_on_user_error(args.debug):
+        check_args(args)
     for trainer in args.trainers:
         out_dir = run_folder(args.output, args.dataset, trainer, args.shots, args.seed)
         accuracy = run_accuracy(Path(out_dir)) if osp.isdir(out_dir) else None
         if accuracy is None:
             start = time.time()
             progress = ProgressLine(f"{trainer:>13}  {args.dataset} {args.shots}-shot seed {args.seed}:", sys.stdout)
-            with contextlib.ExitStack() as quiet:
-                if not args.verbose:  # the run's log still goes to <out_dir>/log.txt
-                    quiet.enter_context(contextlib.redirect_stdout(progress))
-                    quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
-                train.main(train_args(args, trainer, out_dir))
-            progress.clear()
+            errors = io.StringIO()
+            try:
+                with contextlib.ExitStack() as quiet:
+                    if not args.verbose:  # the run's log still goes to <out_dir>/log.txt
+                        quiet.enter_context(contextlib.redirect_stdout(progress))
+                        quiet.enter_context(contextlib.redirect_stderr(errors))
+                    train.main(train_args(args, trainer, out_dir))
+            finally:
+                progress.clear()
+                sys.stderr.write(errors.getvalue())  # a failed run's message (the quiet run's stderr is held)
             accuracy = run_accuracy(Path(out_dir))
             took = f"{time.time() - start:.0f} s"
         else:

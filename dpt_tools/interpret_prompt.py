@@ -17,6 +17,7 @@ from tabulate import tabulate
 from dassl_compat import load_checkpoint
 from dpt_models.errors import UserError, add_debug_argument, exit_on_user_error
 from dpt_models.text import tokenizer_of
+from dpt_tools.arguments import int_at_least
 from dpt_tools.run_folder import checkpoint_files, load_run_config
 from trainers.base import load_backbone
 
@@ -81,7 +82,8 @@ def build_parser():
         prog="dpt-interpret", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("run_dir", help="a train.py run folder (its --output-dir) of a trainer with text context")
-    parser.add_argument("--topk", type=int, default=5, help="nearest tokens per context position (default 5)")
+    parser.add_argument("--topk", type=int_at_least(1), default=5,
+                        help="nearest tokens per context position (default 5)")
     add_debug_argument(parser)
     return parser
 

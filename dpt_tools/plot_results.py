@@ -26,6 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from dpt_models.errors import add_debug_argument, exit_on_user_error
+from dpt_tools.arguments import image_file, int_at_least
 from dpt_tools.results_common import (
     KEEP_ALL,
     RunFilter,
@@ -182,9 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dpt-plot", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output_root", type=Path, help="the output folder train.py wrote (e.g. output)")
-    parser.add_argument("--output", type=Path, default=Path("few_shot.png"),
+    parser.add_argument("--output", type=image_file, default=Path("few_shot.png"),
                         help="image file to write; the suffix picks the format (default: few_shot.png)")
-    parser.add_argument("--dpi", type=int, default=150)
+    parser.add_argument("--dpi", type=int_at_least(1), default=150)
     add_filter_arguments(parser)
     add_debug_argument(parser)
     return parser

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dpt_models.errors import UserError
+from dpt_tools.arguments import int_at_least
 
 FEW_SHOT_BENCHMARKS = (
     "ImageNet",
@@ -267,7 +268,8 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", action="append", default=[],
                         help="keep this dataset, config stem or DATASET.NAME (repeatable)")
     parser.add_argument("--config", action="append", default=[], help="keep this trainer config (repeatable)")
-    parser.add_argument("--shots", action="append", type=int, default=[], help="keep these shots (repeatable)")
+    parser.add_argument("--shots", action="append", type=int_at_least(0), default=[],
+                        help="keep these shots (repeatable)")
 
 
 def run_filter_from(args: argparse.Namespace) -> RunFilter:

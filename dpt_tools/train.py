@@ -33,7 +33,7 @@ from dassl_compat import (
 from dpt_models.errors import UserError, add_debug_argument, exit_on_user_error
 from dpt_runs.output_folder import check_recorded_config, lock_output_folder, record_run, tidy_output_folder
 from dpt_tools.config_files import resolve_config
-from trainers.config import extend_cfg
+from trainers.config import check_cfg_options, extend_cfg
 
 
 def build_parser():
@@ -287,6 +287,7 @@ def run(args):
     """Train or evaluate as the parsed command line says; returns the trainer, or the test result with --eval-only."""
     plugins = [import_plugin(name) for name in args.plugin]
     cfg = setup_cfg(args, plugins)
+    check_cfg_options(cfg, plugins)
     check_registered(TRAINER_REGISTRY, cfg.TRAINER.NAME, "TRAINER.NAME (--trainer)", "give --trainer NAME")
     check_registered(
         DATASET_REGISTRY,

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from dpt_models.errors import UserError, add_debug_argument, exit_on_user_error
+from dpt_tools.arguments import int_at_least
 from dpt_tools.run_folder import build_run_trainer
 
 
@@ -191,8 +192,9 @@ def build_parser():
     parser.add_argument("--out", required=True, help="folder for the PNG files")
     parser.add_argument("--images", nargs="+", help="image files (default: images of the run's dataset split)")
     parser.add_argument("--split", default="test", choices=("train_x", "val", "test"), help="dataset split")
-    parser.add_argument("--num-images", type=int, default=8, help="images of the split, evenly spaced")
-    parser.add_argument("--classes", type=int, default=3, help="selected classes drawn per image (top first)")
+    parser.add_argument("--num-images", type=int_at_least(1), default=8, help="images of the split, evenly spaced")
+    parser.add_argument("--classes", type=int_at_least(1), default=3,
+                        help="selected classes drawn per image (top first)")
     parser.add_argument("--root", help="the datasets' root, if not the run's DATASET.ROOT")
     add_debug_argument(parser)
     return parser

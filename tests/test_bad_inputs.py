@@ -5,6 +5,8 @@ Every case asserts the exit status (2, `dpt_models.errors.EXIT_USER_ERROR`), tha
 paragraph on stderr names the file or key and the fix, that no traceback is printed, and that
 nothing that was in the output folder before (an earlier finished run) changed. Most cases fail
 before training; the data and output folders are copies, so every case starts from the same state.
+Options that break the rule declared for their key are a table (OPTION_CASES); a command's own argument
+out of range stops in argparse, naming the argument, before the command does anything (TOOL_ARGUMENT_CASES).
 """
 
 import errno
@@ -21,7 +23,7 @@ from conftest import folder_run_args
 from PIL import Image
 
 from dpt_models.errors import EXIT_USER_ERROR, UserError
-from dpt_tools import benchmark, check_data, parse_results, plot_results
+from dpt_tools import benchmark, check_data, demo, interpret_prompt, parse_results, plot_results, visualize
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +147,7 @@ TRAIN_CASES = {
     ),
     "zero visual prompt tokens": (
         lambda c: folder_run_args(c.source_root, c.clip_file, c.out, "VPT", epochs=1, extra=("TRAINER.VPT.N_CTX", "0")),
-        [r"TRAINER\.VPT\.N_CTX \(visual prompt tokens\) must be >= 1"],
+        [r"TRAINER\.VPT\.N_CTX must be an integer >= 1, got 0"],
     ),
     "DPT's class-aware blocks beyond the ViT's depth": (
         lambda c: folder_run_args(c.source_root, c.clip_file, c.out, "DPT", epochs=1,
@@ -210,7 +212,7 @@ TRAIN_CASES = {
     ),
     "bad DATASET.SUBSAMPLE_CLASSES": (
         lambda c: c.args(extra=("DATASET.SUBSAMPLE_CLASSES", "novel")),
-        ["DATASET.SUBSAMPLE_CLASSES must be 'all', 'base' or 'new', got 'novel'"],
+        ["DATASET.SUBSAMPLE_CLASSES must be one of 'all', 'base', 'new', got 'novel'"],
     ),
     "bad OPTIM.NAME": (
         lambda c: c.args(extra=("OPTIM.NAME", "adamw2")),
@@ -317,6 +319,82 @@ TRAIN_CASES.update({
 })
 
 
+# Options that break their declared rule (dpt_runs.options), each named with its value, what is allowed
+# and how to set it: (key, value on the command line, the trainer whose node it is, the rule's description).
+OPTION_CASES = [
+    ("OPTIM.LR", "-0.002", "CoOp", "a number >= 0"),
+    ("OPTIM.LR", "None", "CoOp", "a number >= 0"),
+    ("OPTIM.MAX_EPOCH", "-1", "CoOp", "an integer >= 0"),
+    ("OPTIM.WEIGHT_DECAY", "-0.1", "CoOp", "a number >= 0"),
+    ("OPTIM.LR_SCHEDULER", "cosin", "CoOp", "one of 'single_step', 'multi_step', 'cosine'"),
+    ("OPTIM.WARMUP_TYPE", "const", "CoOp", "one of 'constant', 'linear'"),
+    ("INPUT.INTERPOLATION", "bicubc", "CoOp", "one of 'bilinear', 'bicubic', 'nearest'"),
+    ("INPUT.PIXEL_STD", "[0.27, 0.26]", "CoOp", "a list of 3 values, each a number > 0"),
+    ("INPUT.SIZE", "(32, 0)", "CoOp", "a list of 2 values, each an integer >= 1"),
+    ("DATALOADER.TRAIN_X.BATCH_SIZE", "0", "CoOp", "an integer >= 1"),
+    ("DATALOADER.TEST.BATCH_SIZE", "-16", "CoOp", "an integer >= 1"),
+    ("DATALOADER.NUM_WORKERS", "-1", "CoOp", "an integer >= 0"),
+    ("TEST.FINAL_MODEL", "best", "CoOp", "one of 'last_step', 'best_val'"),
+    ("TEST.SPLIT", "train", "CoOp", "one of 'val', 'test'"),
+    ("TRAINER.COOP.CLASS_TOKEN_POSITION", "start", "CoOp", "one of 'end', 'middle', 'front'"),
+    ("TRAINER.COOP.N_CTX", "-2", "CoOp", "an integer >= 0"),
+    ("TRAINER.COCOOP.PREC", "fp64", "CoCoOp", "one of 'fp32', 'fp16', 'amp', 'bf16'"),
+    ("TRAINER.VLP.TEXT_LR", "0.0", "VLP", "a number > 0"),
+    ("TRAINER.DPT.CPN", "0", "DPT", "an integer >= 1"),
+    ("TRAINER.DPT.ALPHA", "-0.3", "DPT", "a number >= 0"),
+    ("TRAINER.LINEAR_PROBE.C_GRID", "(1.0, -1.0)", "LinearProbe", "a list of one or more values, each a number > 0"),
+    ("TRAINER.LINEAR_PROBE.MAX_ITER", "0", "LinearProbe", "an integer >= 1"),
+]
+for key, value, trainer, allowed in OPTION_CASES:
+    TRAIN_CASES[f"option {key} {value}"] = (
+        lambda c, key=key, value=value, trainer=trainer: folder_run_args(
+            c.source_root, c.clip_file, c.out, trainer, epochs=1, extra=(key, value)),
+        [re.escape(f"{key} must be {allowed}, got "), re.escape(f"Set {key} to such a value")],
+    )
+
+
+def long_class_name(c):
+    for split in ("train", "val", "test"):
+        os.rename(c.colours(split, "blue_bar"), c.colours(split, "blue_bar" + "_x" * 75))
+    return c.args(data=c.data)
+
+
+def file_as_output_dir(c):
+    return folder_run_args(c.source_root, c.clip_file, c.write("results", "not a folder"), epochs=1)
+
+
+TRAIN_CASES.update({
+    "INPUT.SIZE that the backbone does not take": (
+        lambda c: c.args(extra=("INPUT.SIZE", "(64, 64)")),
+        [r"INPUT\.SIZE is \(64, 64\), but the backbone tiny takes 32x32 images", r"Set INPUT\.SIZE \(32, 32\)"],
+    ),
+    "N_CTX that makes prompts longer than CLIP's 77 tokens": (
+        lambda c: c.args(extra=("TRAINER.COOP.N_CTX", "80")),
+        [r"The prompt of class '[a-z ]+' is 8\d tokens long", "at most 77",
+         r"lower TRAINER\.COOP\.N_CTX \(80\) to 7\d or less"],
+    ),
+    "CTX_INIT longer than CLIP's 77 tokens": (
+        lambda c: c.args(extra=("TRAINER.COOP.CTX_INIT", "_".join(["a photo of a"] * 20))),
+        [r"The prompt of class '[a-z ]+' is 8\d tokens long", r"shorten TRAINER\.COOP\.CTX_INIT \('a photo"],
+    ),
+    "class name longer than CLIP's 77 tokens": (
+        long_class_name,
+        [r"The prompt of class 'blue bar x x x", "at most 77", "shorten that class name"],
+    ),
+    "--output-dir that is a file": (
+        file_as_output_dir,
+        [r'The output folder ".*results" cannot be written: .*results is a file, not a folder',
+         "Give --output-dir a folder you can write to"],
+    ),
+    "split-file label beyond the training classes": (
+        lambda c: split_file(c, '{"train": [["red_disk/0.png", 0, "red disk"]], "val": [], '
+                                '"test": [["red_disk/0.png", 13, "red disk"]]}'),
+        [r"split_folder\.json: the 'test' list labels red_disk/0\.png 13", r"'train' list has labels 0\.\.0 only",
+         "Replace it with the official split file"],
+    ),
+})
+
+
 @pytest.mark.parametrize("name", sorted(TRAIN_CASES))
 def test_train_py_bad_input(name, tmp_path, data_root, tiny_clip_file, earlier_run, capsys):
     case = Case(tmp_path, data_root, tiny_clip_file, earlier_run)
@@ -384,3 +462,117 @@ def test_benchmark_with_missing_weights(tmp_path, capsys):
     assert_user_error(benchmark.main, ["--backbone", "ViT-B/16", "--path", str(tmp_path / "clip.pt"),
                                        "--trainers", "CoOp", "--device", "cpu"], capsys,
                       ["MODEL.BACKBONE.PATH points to", r"clip\.pt", "Set it to a CLIP checkpoint"])
+
+
+def test_output_dir_on_a_read_only_disk(tmp_path, data_root, tiny_clip_file, monkeypatch, capsys):
+    """The error of a read-only disk (EROFS, raised as the kernel would, since root may write anywhere)."""
+    out = tmp_path / "mounted" / "run"
+    make_folder = os.makedirs
+
+    def read_only_makedirs(path, *args, **kwargs):
+        if str(path).startswith(str(out.parent)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return make_folder(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "makedirs", read_only_makedirs)
+    assert_user_error(run_train, folder_run_args(data_root, tiny_clip_file, out, epochs=1), capsys,
+                      [rf'The output folder "{re.escape(str(out))}" cannot be written: .* is on a read-only disk',
+                       "Give --output-dir a folder you can write to"])
+
+
+def test_every_shipped_config_keeps_the_declared_rules():
+    """The rules reject only bad values: the defaults and every shipped dataset and trainer config pass."""
+    from dassl_compat import get_cfg_default
+    from dpt_tools.config_files import shipped_config_root
+    from trainers.config import check_cfg_options, extend_cfg
+
+    defaults = extend_cfg(get_cfg_default())
+    check_cfg_options(defaults)
+    for path in sorted(shipped_config_root().rglob("*.yaml")):
+        cfg = defaults.clone()
+        cfg.merge_from_file(str(path))
+        check_cfg_options(cfg)
+
+
+def assert_usage_error(main, argv, capsys, phrases):
+    """main(argv) stops in argparse: exit status 2, the usage line and one message naming the argument."""
+    code, err = run_main(main, argv, capsys)
+    assert code == EXIT_USER_ERROR, err
+    assert "Traceback" not in err and err.startswith("usage: "), err
+    assert re.search(r"(?m)^[\w. -]+: error: argument ", err), err
+    for phrase in phrases:
+        assert re.search(phrase, err), f"{phrase!r} not in: {err}"
+
+
+# The commands' own arguments: (main, argv given a scratch folder, phrases, a path the command must not create).
+TOOL_ARGUMENT_CASES = {
+    "dpt-plot --output with no image suffix": (
+        plot_results.main, lambda d: [str(d), "--output", str(d / "x.xyz")],
+        [r"argument --output: '.*x\.xyz' has no image suffix", r"end the file name with one of .*\.png"], "x.xyz"),
+    "dpt-plot --output in a folder that does not exist": (
+        plot_results.main, lambda d: [str(d), "--output", str(d / "plots" / "x.png")],
+        [r"argument --output: the folder of '.*plots/x\.png' does not exist: create it"], "plots"),
+    "dpt-plot --dpi 0": (
+        plot_results.main, lambda d: [str(d), "--output", str(d / "x.png"), "--dpi", "0"],
+        ["argument --dpi: must be an integer >= 1, got 0"], "x.png"),
+    "dpt-visualize --num-images 0": (
+        visualize.main, lambda d: [str(d), "--out", str(d / "figures"), "--num-images", "0"],
+        ["argument --num-images: must be an integer >= 1, got 0"], "figures"),
+    "dpt-visualize --classes -1": (
+        visualize.main, lambda d: [str(d), "--out", str(d / "figures"), "--classes", "-1"],
+        ["argument --classes: must be an integer >= 1, got -1"], "figures"),
+    "dpt-benchmark --classes 0": (
+        benchmark.main, lambda d: ["--classes", "0", "--device", "cpu"],
+        ["argument --classes: must be an integer >= 1, got 0"], None),
+    "dpt-benchmark --batch-size two": (
+        benchmark.main, lambda d: ["--batch-size", "two", "--device", "cpu"],
+        ["argument --batch-size: must be an integer >= 1, got 'two'"], None),
+    "dpt-results --shots -1": (
+        parse_results.main, lambda d: ["few-shot", str(d), "--shots", "-1"],
+        ["argument --shots: must be an integer >= 0, got -1"], None),
+    "dpt-interpret --topk 0": (
+        interpret_prompt.main, lambda d: [str(d), "--topk", "0"],
+        ["argument --topk: must be an integer >= 1, got 0"], None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TOOL_ARGUMENT_CASES))
+def test_command_argument_out_of_range(name, tmp_path, capsys):
+    main, argv, phrases, not_created = TOOL_ARGUMENT_CASES[name]
+    assert_usage_error(main, argv(tmp_path), capsys, phrases)
+    if not_created is not None:
+        assert not (tmp_path / not_created).exists()
+
+
+DEMO_CASES = {
+    "misspelt dataset": (["--dataset", "toy_fgo"], ["--dataset toy_fgo: not a toy dataset config",
+                                                    "Do you mean toy_fog", "Choose from toy_dusk, toy_fog"]),
+    "unknown trainer": (["--trainers", "CoOp", "Bogus"], ["--trainers Bogus: no toy recipe of that trainer",
+                                                          "Choose from .*CoOp, DPT"]),
+    "zero shots": (["--shots", "0"], ["--shots 0: give the training images per class, 1 or more",
+                                      "--trainers ZeroshotCLIP"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEMO_CASES))
+def test_demo_arguments_are_checked_before_any_run(name, tmp_path, capsys):
+    argv, phrases = DEMO_CASES[name]
+    assert_user_error(demo.main, ["--data", str(tmp_path / "data"), "--output", str(tmp_path / "output"), *argv],
+                      capsys, phrases)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "output").exists()
+
+
+def test_demo_shows_the_message_of_a_failed_run(tmp_path, capsys):
+    """A quiet run's stderr is held for its progress line; when the run fails, its message is printed."""
+    output = tmp_path / "output"
+    output.write_text("a file, not a folder")
+    assert_user_error(demo.main, ["--data", str(tmp_path / "data"), "--output", str(output), "--trainers", "CoOp"],
+                      capsys, [r"The output folder \".*output/toy_fog/CoOp/.*\" cannot be written",
+                               "is a file, not a folder"])
+
+
+def test_check_data_fails_when_a_requested_dataset_is_missing(tmp_path, capsys):
+    assert check_data.main(["--root", str(tmp_path), "toy_fog", "EuroSAT"]) == 1
+    printed = capsys.readouterr().out
+    assert "0 of 2 datasets ready; to fix: ToyFog, EuroSAT" in printed
+    assert "python -m dpt_tools.make_toy_data" in printed and "DATASETS.md" in printed

@@ -84,8 +84,8 @@ def test_non_vit_backbone_and_bad_options_are_clear_errors():
         PromptedViT(resnet_clip.visual)
     with pytest.raises(UserError, match="BOTTOMLIMIT must be in 1..2"):
         bare_trainer("dpt", **{"TRAINER.DPT.BOTTOMLIMIT": 3}).build_clip_model(reference_clip(), ["a", "b"])
-    with pytest.raises(UserError, match="BOTTOMLIMIT must be in 1..2"):
-        bare_trainer("dpt", **{"TRAINER.DPT.BOTTOMLIMIT": 0}).build_clip_model(reference_clip(), ["a", "b"])
+    with pytest.raises(UserError, match="BOTTOMLIMIT must be an integer >= 1, got 0"):  # before CLIP is loaded
+        bare_trainer("dpt", **{"TRAINER.DPT.BOTTOMLIMIT": 0})
     with pytest.raises(UserError, match="CPN"):
         bare_trainer("dpt", **{"TRAINER.DPT.CPN": 0})
     with pytest.raises(UserError, match="ResNet"):

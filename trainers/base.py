@@ -12,6 +12,7 @@ methods: the tools, the plugin and the tests derive theirs from it.
 """
 import contextlib
 import inspect
+import sys
 
 import torch
 import torch.distributed as dist
@@ -28,13 +29,27 @@ from dassl_compat import (
     count_num_param,
     load_pretrained_weights,
 )
+from dassl_compat.lite.optim import AVAILABLE_OPTIMIZERS, AVAILABLE_SCHEDULERS, AVAILABLE_WARMUPS
 from dpt_models import open_clip_backbone
 from dpt_models.clip_backbone import load_clip_from_cfg
 from dpt_models.errors import UserError
 from dpt_models.templates import template_for
-from dpt_models.text import PromptLearner, TextEncodingSwitch
+from dpt_models.text import PromptLearner, PromptTooLong, TextEncodingSwitch
+from dpt_runs.options import (
+    check_options,
+    choice,
+    integer,
+    merged_schemas,
+    non_negative_float,
+    non_negative_int,
+    number,
+    positive_float,
+    positive_int,
+    sequence_of,
+)
 
 PRECISIONS = ("fp32", "fp16", "amp", "bf16")
+precision = choice(*PRECISIONS)  # the rule of every TRAINER.<NAME>.PREC
 
 
 def extend_cfg(cfg):
@@ -57,12 +72,48 @@ def extend_cfg(cfg):
     cfg.MODEL.TEXT_SHARED_PREFIX = True
 
 
+# The rules of the shared keys the trainers read (dpt_runs.options). Checked where CLIP is loaded:
+# MODEL.BACKBONE.NAME / PATH (a known name, an existing file) and INPUT.SIZE = the backbone's input
+# resolution (`check_input_size`).
+OPTIONS = {
+    "OPTIM": {
+        "NAME": choice(*AVAILABLE_OPTIMIZERS),
+        "LR": non_negative_float,  # 0 keeps the trained parameters as initialised (tests/test_interpret_prompt.py)
+        "MAX_EPOCH": non_negative_int,
+        "LR_SCHEDULER": choice(*AVAILABLE_SCHEDULERS),
+        "WARMUP_EPOCH": integer,  # <= 0: no warmup
+        "WARMUP_TYPE": choice(*AVAILABLE_WARMUPS),
+        "WARMUP_CONS_LR": non_negative_float,
+        "WARMUP_MIN_LR": non_negative_float,
+        "WEIGHT_DECAY": non_negative_float,
+        "MOMENTUM": non_negative_float,
+        "GAMMA": positive_float,
+    },
+    "INPUT": {
+        "SIZE": sequence_of(positive_int, length=2),
+        "INTERPOLATION": choice("bilinear", "bicubic", "nearest"),
+        "PIXEL_MEAN": sequence_of(number, length=3),
+        "PIXEL_STD": sequence_of(positive_float, length=3),
+    },
+    "DATALOADER": {"NUM_WORKERS": non_negative_int},
+    "DATALOADER.TRAIN_X": {"BATCH_SIZE": positive_int},
+    "DATALOADER.TRAIN_U": {"BATCH_SIZE": positive_int},
+    "DATALOADER.TEST": {"BATCH_SIZE": positive_int},
+    "TRAIN": {"CHECKPOINT_FREQ": non_negative_int, "PRINT_FREQ": positive_int},
+    "TEST": {"SPLIT": choice("val", "test"), "FINAL_MODEL": choice("last_step", "best_val")},
+}
+
+
 class ClipPromptTrainer(TrainerX):
     """A Dassl TrainerX around a frozen CLIP. A method is a subclass registered with
     `@TRAINER_REGISTRY.register()` in its own module of `trainers/` (or a `train.py --plugin` file), whose
     model is an `nn.Module` in `dpt_models/`.
 
-    The module defines `extend_cfg(cfg)`, adding the method's `TRAINER.<config_node>` node (with `PREC`).
+    The module defines `extend_cfg(cfg)`, adding the method's `TRAINER.<config_node>` node (with `PREC`),
+    and beside it `OPTIONS = {"TRAINER.<NAME>": {"N_CTX": positive_int, "PREC": precision, ...}}`: the
+    rule of each key (`dpt_runs.options`: positive_int, non_negative_float, choice("end", "middle",
+    "front"), ...). train.py checks every declared rule before anything runs and reports a bad value as
+    one error naming the key, the value and what is allowed.
 
     The class sets (class attributes):
         config_node: the method's config node, TRAINER.<config_node> (required).
@@ -82,7 +133,7 @@ class ClipPromptTrainer(TrainerX):
         build_clip_model(clip_model, classnames): only if the model needs options from the config
             (default: `model_class(clip_model, classnames)`);
         compute_loss(outputs, labels) -> (loss, {name: value to log}): unless its loss is CE of `logits`;
-        check_method_cfg(node): reject bad options of its node with a UserError naming the key;
+        check_method_cfg(node): rules that relate several keys of its node (a UserError naming them);
         optim_cfg_for(module_name): a module trained with other settings than OPTIM.
 
     Precision, from `cfg.TRAINER.<config_node>.PREC`: "fp32"; "fp16" / "amp" (fp16 autocast with a
@@ -200,9 +251,13 @@ class ClipPromptTrainer(TrainerX):
         return self.method_cfg.PREC
 
     def check_cfg(self, cfg):
+        """The declared option rules (the shared OPTIONS above, the trainer module's OPTIONS and PREC),
+        the backbone kind, then `check_method_cfg`. train.py has checked every declared rule already;
+        this is the check of harnesses that build the trainer themselves (dpt_plugin, Dassl's train.py)."""
         node = cfg.TRAINER[self.config_node]
-        if node.PREC not in PRECISIONS:
-            raise UserError(f"TRAINER.{self.config_node}.PREC must be one of {PRECISIONS}, got {node.PREC!r}")
+        module_options = getattr(sys.modules[type(self).__module__], "OPTIONS", {})
+        own_precision = {f"TRAINER.{self.config_node}": {"PREC": precision}}
+        check_options(cfg, merged_schemas(own_precision, OPTIONS, module_options))
         backbone = cfg.MODEL.BACKBONE.NAME
         if self.requires_vit and backbone.startswith("RN"):
             raise UserError(
@@ -212,7 +267,8 @@ class ClipPromptTrainer(TrainerX):
         self.check_method_cfg(node)
 
     def check_method_cfg(self, node):
-        """Validate the method's own config node (raise a UserError naming the key); none by default."""
+        """Rules that relate several keys of the method's config node (raise a UserError naming them); the
+        rules of single keys are declared in the module's OPTIONS. None by default."""
 
     def build_data_loader(self):
         """Dassl's data loaders; with an open_clip backbone, their transforms use the model's own size,
@@ -236,11 +292,16 @@ class ClipPromptTrainer(TrainerX):
     def build_model(self):
         """CLIP -> the method's model -> trainable modules registered, everything else frozen."""
         clip_model, self.preloaded_clip = self.preloaded_clip or self.load_clip(self.cfg), None
+        if self.backbone_input_cfg is None:  # an open_clip model's own preprocessing sets the size
+            check_input_size(self.cfg, clip_model)
         print(f"Building {type(self).__name__}")
         if self.precision != self.method_cfg.PREC:
             print(f"TRAINER.{self.config_node}.PREC {self.method_cfg.PREC}: running in fp32 on the CPU (fp16 is "
                   f"slower there; TRAINER.{self.config_node}.PREC bf16 is mixed precision on a CPU)")
-        self.model = self.build_clip_model(clip_model, self.dm.dataset.classnames)
+        try:
+            self.model = self.build_clip_model(clip_model, self.dm.dataset.classnames)
+        except PromptTooLong as err:
+            raise self.prompt_too_long_error(err) from err
         self.model.to(self.device)
         self.register_trainable_modules()
         trained = {id(p) for name in self.get_model_names() for p in self._models[name].parameters()}
@@ -249,6 +310,20 @@ class ClipPromptTrainer(TrainerX):
         if self.cfg.MODEL.INIT_WEIGHTS:
             self.load_init_weights(self.cfg.MODEL.INIT_WEIGHTS)
         self.log_trainable_parameters(self.model)
+
+    def prompt_too_long_error(self, err):
+        """The UserError of a prompt longer than the text encoder's context: the class, and the key to change."""
+        node, key = self.method_cfg, f"TRAINER.{self.config_node}"
+        excess = err.n_tokens - err.context_length
+        fix = "shorten that class name (the dataset's class names or split file)"
+        if err.context_tokens > excess and node.get("CTX_INIT"):
+            fix = f"shorten {key}.CTX_INIT ({node.CTX_INIT!r}) by {excess} tokens, or " + fix
+        elif err.context_tokens > excess and "N_CTX" in node:
+            fix = f"lower {key}.N_CTX ({node.N_CTX}) to {node.N_CTX - excess} or less, or " + fix
+        return UserError(
+            f"The prompt of class {err.classname!r} is {err.n_tokens} tokens long ({err.prompt!r} with [SOS] and "
+            f"[EOT]); the text encoder takes at most {err.context_length}. To fit, {fix}."
+        )
 
     def build_clip_model(self, clip_model, classnames):
         """The method's nn.Module around a loaded CLIP (default: `model_class` with its defaults); its
@@ -380,6 +455,18 @@ def load_backbone(cfg):
             f"MODEL.BACKBONE.NAME {backbone.NAME!r} is OpenAI CLIP. Use open_clip:<model> or leave it empty."
         )
     return load_clip_from_cfg(cfg)
+
+
+def check_input_size(cfg, clip_model):
+    """A UserError unless INPUT.SIZE is the input resolution of the loaded CLIP's image encoder (its
+    positional embedding, ViT or ResNet attention pool, fits that size only)."""
+    resolution = getattr(clip_model.visual, "input_resolution", None)
+    if resolution is not None and tuple(cfg.INPUT.SIZE) != (resolution, resolution):
+        raise UserError(
+            f"INPUT.SIZE is {tuple(cfg.INPUT.SIZE)}, but the backbone {cfg.MODEL.BACKBONE.NAME} takes "
+            f"{resolution}x{resolution} images. Set INPUT.SIZE ({resolution}, {resolution}) (the shipped "
+            "configs of each backbone do)."
+        )
 
 
 def with_input_settings(cfg, settings):

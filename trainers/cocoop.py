@@ -3,7 +3,9 @@ from yacs.config import CfgNode as CN
 
 from dassl_compat import TRAINER_REGISTRY
 from dpt_models.cocoop import CoCoOpCLIP
+from dpt_runs.options import non_negative_int
 
+from .base import precision
 from .coop import CoOp
 
 
@@ -13,6 +15,9 @@ def extend_cfg(cfg):
     cfg.TRAINER.COCOOP.N_CTX = 16
     cfg.TRAINER.COCOOP.CTX_INIT = ""
     cfg.TRAINER.COCOOP.PREC = "fp16"
+
+
+OPTIONS = {"TRAINER.COCOOP": {"N_CTX": non_negative_int, "PREC": precision}}
 
 
 @TRAINER_REGISTRY.register()

@@ -3,8 +3,9 @@ from yacs.config import CfgNode as CN
 
 from dassl_compat import TRAINER_REGISTRY
 from dpt_models.coop import CoOpCLIP
+from dpt_runs.options import choice, non_negative_int
 
-from .base import ClipPromptTrainer
+from .base import ClipPromptTrainer, precision
 
 
 def coop_config_node():
@@ -21,6 +22,18 @@ def coop_config_node():
 def extend_cfg(cfg):
     """TRAINER.COOP."""
     cfg.TRAINER.COOP = coop_config_node()
+
+
+def coop_options():
+    """The rules of `coop_config_node`'s keys (dpt_runs.options)."""
+    return {
+        "N_CTX": non_negative_int,  # 0 only with CTX_INIT, whose words set it
+        "CLASS_TOKEN_POSITION": choice("end", "middle", "front"),
+        "PREC": precision,
+    }
+
+
+OPTIONS = {"TRAINER.COOP": coop_options()}
 
 
 @TRAINER_REGISTRY.register()

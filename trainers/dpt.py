@@ -4,8 +4,9 @@ from dpt_models.dpt import DPTCLIP, auxiliary_loss
 from dpt_models.errors import UserError
 from dpt_models.visual import PromptedViT
 from dpt_models.vlp import guidance_loss
+from dpt_runs.options import non_negative_float, non_negative_int, positive_int
 
-from .vlp import VLP, vlp_config_node
+from .vlp import VLP, vlp_config_node, vlp_options
 
 
 def extend_cfg(cfg):
@@ -17,6 +18,18 @@ def extend_cfg(cfg):
     node.CAVPT_EXTRA_TOKENS = 10  # learnable key/value tokens of the CAVPT attention
     node.CAVPT_ATTN_DIM = 32  # query/key dimension of the CAVPT attention
     cfg.TRAINER.DPT = node
+
+
+OPTIONS = {
+    "TRAINER.DPT": {
+        **vlp_options(),
+        "BOTTOMLIMIT": positive_int,  # and <= the ViT's depth, checked when CLIP is loaded
+        "CPN": positive_int,
+        "ALPHA": non_negative_float,
+        "CAVPT_EXTRA_TOKENS": non_negative_int,
+        "CAVPT_ATTN_DIM": positive_int,
+    }
+}
 
 
 @TRAINER_REGISTRY.register()
@@ -31,14 +44,6 @@ class DPT(VLP):
     model_class = DPTCLIP
     default_config = "DPT/vit_b16"
     class_dependent_keys = ("token_prefix", "token_suffix", "aux_classifier")
-
-    def check_method_cfg(self, node):
-        super().check_method_cfg(node)
-        if node.CPN < 1 or node.CAVPT_EXTRA_TOKENS < 0 or node.CAVPT_ATTN_DIM < 1:
-            raise UserError(
-                f"TRAINER.DPT.CPN must be >= 1, CAVPT_EXTRA_TOKENS >= 0 and CAVPT_ATTN_DIM >= 1; got {node.CPN}, "
-                f"{node.CAVPT_EXTRA_TOKENS}, {node.CAVPT_ATTN_DIM}"
-            )
 
     def build_clip_model(self, clip_model, classnames):
         node = self.method_cfg

@@ -32,8 +32,9 @@ from dpt_models import open_clip_backbone
 from dpt_models.clip_backbone import resolve_weights_file
 from dpt_models.errors import UserError
 from dpt_models.linear_probe import LinearProbeCLIP, linear_head
+from dpt_runs.options import non_negative_int, positive_float, positive_int, sequence_of
 
-from .base import ClipPromptTrainer, weight_tag
+from .base import ClipPromptTrainer, precision, weight_tag
 
 COARSE_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
 
@@ -46,6 +47,16 @@ def extend_cfg(cfg):
     cfg.TRAINER.LINEAR_PROBE.SEARCH_STEPS = 8  # bisection steps in log10(C) after the grid (lpclip: 8)
     cfg.TRAINER.LINEAR_PROBE.MAX_ITER = 1000  # L-BFGS iterations of each fit
     cfg.TRAINER.LINEAR_PROBE.FEATURE_DIR = ""  # feature cache; "" = <DATASET.ROOT>/clip_features
+
+
+OPTIONS = {
+    "TRAINER.LINEAR_PROBE": {
+        "PREC": precision,
+        "C_GRID": sequence_of(positive_float),
+        "SEARCH_STEPS": non_negative_int,
+        "MAX_ITER": positive_int,
+    }
+}
 
 
 def fit_logistic_regression(features, labels, c, max_iter=1000):
@@ -135,13 +146,6 @@ class LinearProbe(ClipPromptTrainer):
     model_class = LinearProbeCLIP
     default_config = "LinearProbe/vit_b16"
     benchmarked = False  # scikit-learn fits it: no training step to time
-
-    def check_method_cfg(self, node):
-        if not node.C_GRID or min(node.C_GRID) <= 0 or node.SEARCH_STEPS < 0 or node.MAX_ITER < 1:
-            raise UserError(
-                f"TRAINER.LINEAR_PROBE: C_GRID must be positive values, SEARCH_STEPS >= 0 and MAX_ITER >= 1; "
-                f"got {node.C_GRID}, {node.SEARCH_STEPS}, {node.MAX_ITER}"
-            )
 
     def register_trainable_modules(self):
         self.register_model("linear_head", self.model.head)

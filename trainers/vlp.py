@@ -2,9 +2,10 @@
 from dassl_compat import TRAINER_REGISTRY
 from dpt_models.errors import UserError
 from dpt_models.vlp import VLPCLIP, guidance_loss
+from dpt_runs.options import non_negative_float, non_negative_int, positive_float, positive_int
 
 from .base import ClipPromptTrainer
-from .coop import coop_config_node
+from .coop import coop_config_node, coop_options
 
 
 def vlp_config_node():
@@ -24,6 +25,21 @@ def extend_cfg(cfg):
     cfg.TRAINER.VLP = vlp_config_node()
 
 
+def vlp_options():
+    """The rules of `vlp_config_node`'s keys (dpt_runs.options)."""
+    return {
+        **coop_options(),
+        "VPT_N_CTX": positive_int,
+        "C_PRE": non_negative_int,
+        "GUIDANCE_WEIGHT": non_negative_float,
+        "TEXT_LR": positive_float,
+        "TEXT_WARMUP_EPOCH": non_negative_int,
+    }
+
+
+OPTIONS = {"TRAINER.VLP": vlp_options()}
+
+
 @TRAINER_REGISTRY.register()
 class VLP(ClipPromptTrainer):
     """Text context + deep visual prompts in every block, trained with the guidance loss (TRAINER.VLP).
@@ -39,15 +55,11 @@ class VLP(ClipPromptTrainer):
     class_dependent_keys = ("token_prefix", "token_suffix")
 
     def check_method_cfg(self, node):
-        name = f"TRAINER.{self.config_node}"
-        if node.VPT_N_CTX < 1:
-            raise UserError(f"{name}.VPT_N_CTX (visual prompt tokens) must be >= 1, got {node.VPT_N_CTX}")
         if node.N_CTX < 1 and not node.CTX_INIT:
-            raise UserError(f"{name}.N_CTX must be >= 1, got {node.N_CTX}")
-        if node.C_PRE < 0 or node.TEXT_LR <= 0 or node.TEXT_WARMUP_EPOCH < 0:
+            name = f"TRAINER.{self.config_node}"
             raise UserError(
-                f"{name}.C_PRE and TEXT_WARMUP_EPOCH must be >= 0 and TEXT_LR > 0; got {node.C_PRE}, "
-                f"{node.TEXT_WARMUP_EPOCH}, {node.TEXT_LR}"
+                f"{name}.N_CTX must be >= 1 (text context tokens), got {node.N_CTX}: set {name}.N_CTX, or give "
+                f"{name}.CTX_INIT (its words set the number)."
             )
 
     def vlp_model_options(self):

@@ -2,10 +2,10 @@
 from yacs.config import CfgNode as CN
 
 from dassl_compat import TRAINER_REGISTRY
-from dpt_models.errors import UserError
 from dpt_models.vpt import VPTCLIP
+from dpt_runs.options import positive_int
 
-from .base import ClipPromptTrainer
+from .base import ClipPromptTrainer, precision
 
 
 def extend_cfg(cfg):
@@ -13,6 +13,9 @@ def extend_cfg(cfg):
     cfg.TRAINER.VPT = CN()
     cfg.TRAINER.VPT.N_CTX = 10  # deep visual prompt tokens per block
     cfg.TRAINER.VPT.PREC = "fp16"
+
+
+OPTIONS = {"TRAINER.VPT": {"N_CTX": positive_int, "PREC": precision}}
 
 
 @TRAINER_REGISTRY.register()
@@ -24,10 +27,6 @@ class VPT(ClipPromptTrainer):
     default_config = "VPT/vit_b16"
     requires_vit = True
     in_plugin = True
-
-    def check_method_cfg(self, node):
-        if node.N_CTX < 1:
-            raise UserError(f"TRAINER.VPT.N_CTX (visual prompt tokens) must be >= 1, got {node.N_CTX}")
 
     def build_clip_model(self, clip_model, classnames):
         return self.model_class(clip_model, classnames, self.template, self.method_cfg.N_CTX)

@@ -6,13 +6,16 @@ from dassl_compat import TRAINER_REGISTRY
 from dpt_models.templates import ensemble_templates
 from dpt_models.zsclip import TemplateCLIP
 
-from .base import ClipPromptTrainer
+from .base import ClipPromptTrainer, precision
 
 
 def extend_cfg(cfg):
     """TRAINER.ZSCLIP: only the precision of the image encoder."""
     cfg.TRAINER.ZSCLIP = CN()
     cfg.TRAINER.ZSCLIP.PREC = "fp32"
+
+
+OPTIONS = {"TRAINER.ZSCLIP": {"PREC": precision}}
 
 
 @TRAINER_REGISTRY.register()

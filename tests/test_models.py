@@ -4,6 +4,8 @@ import pytest
 import torch
 from reference import reference_clip
 
+from dpt_models.kgcoop import KgCoOpCLIP
+from dpt_models.prograd import ProGradCLIP
 from trainers.cocoop import CoCoOpCLIP
 from trainers.coop import CoOpCLIP
 from trainers.dpt import DPTCLIP
@@ -19,12 +21,16 @@ MODELS = {
     "VPTCLIP": (VPTCLIP, {"template": "{} texture.", "n_visual_tokens": 3}),
     "VLPCLIP": (VLPCLIP, {"template": "{} texture.", "n_ctx": 4, "n_visual_tokens": 3}),
     "DPTCLIP": (DPTCLIP, {"n_class_aware_blocks": 2, "n_class_prompts": 2, "template": "{} texture.", "n_ctx": 4}),
+    "KgCoOpCLIP": (KgCoOpCLIP, {"template": "{} texture."}),
+    "ProGradCLIP": (ProGradCLIP, {"template": "a photo of a {}.", "n_ctx": 6, "init_from_template": True}),
 }
 # What each model adds to `logits` in training mode.
 TRAINING_OUTPUTS = {
     "CoOpCLIP": {"text_features"},
     "VLPCLIP": {"text_guidance_logits", "visual_guidance_logits"},
     "DPTCLIP": {"text_guidance_logits", "visual_guidance_logits", "aux_logits", "class_indices"},
+    "KgCoOpCLIP": {"text_features", "knowledge_distance"},
+    "ProGradCLIP": {"text_features", "zero_shot_logits"},
 }
 
 

@@ -20,12 +20,13 @@ def test_add_your_own_method_example_runs_as_a_plugin(run_train, tmp_path, data_
     plugin = tmp_path / "my_kgcoop.py"
     plugin.write_text(readme_block("# my_kgcoop.py"))
     command = readme_block("python train.py --plugin")
-    assert "--plugin my_kgcoop.py --trainer KgCoOp" in command
+    assert "--plugin my_kgcoop.py --trainer AnchoredCoOp" in command
     out = tmp_path / "out"
-    opts = ("TRAINER.KGCOOP.PREC", "fp32", "TRAINER.KGCOOP.N_CTX", "4", "TRAINER.KGCOOP.WEIGHT", "2.0")
-    args = folder_run_args(data_root, tiny_clip_file, out, trainer="KgCoOp", epochs=1, extra=opts)
+    node = "TRAINER.ANCHORED_COOP"
+    opts = (f"{node}.PREC", "fp32", f"{node}.N_CTX", "4", f"{node}.WEIGHT", "2.0")
+    args = folder_run_args(data_root, tiny_clip_file, out, trainer="AnchoredCoOp", epochs=1, extra=opts)
     trainer = run_train(["--plugin", str(plugin)] + args)
-    assert type(trainer).__name__ == "KgCoOp" and trainer.cfg.TRAINER.KGCOOP.WEIGHT == 2.0
+    assert type(trainer).__name__ == "AnchoredCoOp" and trainer.cfg.TRAINER.ANCHORED_COOP.WEIGHT == 2.0
     log = open(out / "log.txt").read()
     assert "Trainable parameters: 512" in log and "* accuracy:" in log  # the context only: 4 x 128
     first = re.search(r"loss ([\d.]+) .*ce ([\d.]+) .*drift ([\d.]+) ", log)

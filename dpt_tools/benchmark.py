@@ -50,6 +50,8 @@ DEFAULT_CONFIGS = {
     "VPT": "VPT/vit_b16",
     "VLP": "VLP/vit_b16",
     "DPT": "DPT/vit_b16",
+    "KgCoOp": "KgCoOp/vit_b16_ep100_ctxv1",
+    "ProGrad": "ProGrad/vit_b16_ep100",
 }
 
 

@@ -1,13 +1,17 @@
 """KgCoOp: fidelity to the authors' code (tests/fixtures/kgcoop.pt, written by `python -m
-dpt_tools.fidelity_kgcoop` from github.com/htyao89/KgCoOp) and the loss through train.py."""
+dpt_tools.fidelity_kgcoop` from github.com/htyao89/KgCoOp), the loss through train.py, configs and scripts."""
+import os.path as osp
 import re
 
 import pytest
 import torch
-from conftest import folder_run_args, read_log
+from conftest import ROOT, folder_run_args, read_log
 from reference import assert_close, bare_trainer, load_reference, reference_clip, reference_model, with_training_step
+from test_scripts import dry_run
 
+from dassl_compat import get_cfg_default
 from dassl_compat.errors import UserError
+from trainers.config import extend_cfg
 
 
 def test_kgcoop_initialises_its_prompt_and_template_as_the_authors():
@@ -54,3 +58,22 @@ def test_kgcoop_loss_is_cross_entropy_plus_w_times_the_distance_in_train_py_runs
     with pytest.raises(UserError, match="TRAINER.KGCOOP.W must be >= 0"):
         run_train(folder_run_args(data_root, tiny_clip_file, tmp_path / "bad", trainer="KgCoOp",
                                   extra=("TRAINER.KGCOOP.W", "-1.0")))
+
+
+@pytest.mark.parametrize("name", ["vit_b16_ep100_ctxv1", "rn50_ep100", "openclip_vit_b16", "toy"])
+def test_kgcoop_configs_hold_the_released_values(name):
+    cfg = extend_cfg(get_cfg_default())
+    cfg.merge_from_file(osp.join(ROOT, "configs", "trainers", "KgCoOp", f"{name}.yaml"))
+    assert cfg.TRAINER.KGCOOP.W == 8.0 and cfg.TRAINER.KGCOOP.CTX_INIT == "a photo of a"
+    assert cfg.OPTIM.LR == 0.002 and cfg.OPTIM.LR_SCHEDULER == "cosine"
+    if name != "toy":  # the authors' 100 epochs of batch 128
+        assert (cfg.OPTIM.MAX_EPOCH, cfg.DATALOADER.TRAIN_X.BATCH_SIZE) == (100, 128)
+
+
+def test_kgcoop_scripts_pass_the_authors_arguments():
+    run = dry_run("kgcoop/base2new_train.sh", "eurosat")
+    assert run.returncode == 0, run.stderr
+    assert ("--trainer KgCoOp --dataset-config-file configs/datasets/eurosat.yaml --config-file "
+            "configs/trainers/KgCoOp/vit_b16_ep100_ctxv1.yaml") in run.stdout
+    assert "TRAINER.KGCOOP.N_CTX 4 TRAINER.KGCOOP.CSC False TRAINER.KGCOOP.CLASS_TOKEN_POSITION end" in run.stdout
+    assert "DATASET.SUBSAMPLE_CLASSES base" in run.stdout

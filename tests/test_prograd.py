@@ -1,19 +1,23 @@
 """ProGrad: fidelity to the authors' code (tests/fixtures/prograd.pt with their released options,
 prograd_random.pt with a random context, T 2 and LAMBDA 0.8; written by `python -m dpt_tools.fidelity_kgcoop`
-from github.com/htyao89/KgCoOp), the projection, DDP and train.py."""
+from github.com/htyao89/KgCoOp), the projection, DDP, train.py, configs and scripts."""
 import os
+import os.path as osp
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import folder_run_args, read_log
+from conftest import ROOT, folder_run_args, read_log
 from reference import assert_close, bare_trainer, load_reference, reference_clip, reference_model, with_training_step
+from test_scripts import dry_run
 from torch.nn.parallel import DistributedDataParallel
 
+from dassl_compat import get_cfg_default
 from dassl_compat.errors import UserError
 from dpt_models.prograd import project_conflicting, template_context
 from trainers.base import ddp_options
+from trainers.config import extend_cfg
 
 CTX = "prompt_learner.ctx"
 # gradients are O(100) (the logits carry CLIP's x100 scale): atol 1e-3 is float rounding
@@ -123,3 +127,21 @@ def test_prograd_trains_through_train_py_and_rejects_bad_options(run_train, tmp_
     with pytest.raises(UserError, match="TRAINER.PROGRAD.T"):
         run_train(folder_run_args(data_root, tiny_clip_file, tmp_path / "bad_t", trainer="ProGrad",
                                   extra=("TRAINER.PROGRAD.T", "0.0")))
+
+
+@pytest.mark.parametrize("name,epochs", [("rn50", 200), ("rn50_ep100", 100), ("rn50_ep50", 50),
+                                         ("vit_b16_ep100", 100), ("openclip_vit_b16", 100), ("toy", 60)])
+def test_prograd_configs_hold_the_released_values(name, epochs):
+    cfg = extend_cfg(get_cfg_default())
+    cfg.merge_from_file(osp.join(ROOT, "configs", "trainers", "ProGrad", f"{name}.yaml"))
+    node = cfg.TRAINER.PROGRAD
+    assert node.CTX_INIT is True and (node.T, node.LAMBDA) == (1.0, 1.0)
+    assert cfg.OPTIM.MAX_EPOCH == epochs and cfg.OPTIM.LR == 0.002
+    assert cfg.DATALOADER.TRAIN_X.BATCH_SIZE == (16 if name == "toy" else 32)
+
+
+def test_prograd_scripts_run_its_configs():
+    run = dry_run("prograd/main.sh", "eurosat", "4")
+    assert run.returncode == 0, run.stderr
+    assert "--trainer ProGrad --dataset-config-file configs/datasets/eurosat.yaml" in run.stdout
+    assert "configs/trainers/ProGrad/vit_b16_ep100.yaml" in run.stdout and "TRAINER.PROGRAD.N_CTX 16" in run.stdout

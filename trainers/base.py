@@ -265,7 +265,7 @@ class ClipPromptTrainer(TrainerX):
         self.backward_and_update(loss, components)
         self.step_lr_at_epoch_end()
         summary = {"loss": loss.item(), "acc": compute_accuracy(outputs["logits"], labels)[0].item()}
-        summary.update({name: value.detach().item() for name, value in components.items()})
+        summary.update({name: float(torch.as_tensor(value).detach()) for name, value in components.items()})
         return summary
 
     def autocast(self):

@@ -26,7 +26,7 @@ class ProGrad(ClipPromptTrainer):
     """Trains CoOp's context with ProGrad's prompt-aligned gradient step (TRAINER.PROGRAD)."""
 
     config_node = "PROGRAD"
-    default_config = "ProGrad/vit_b16_ep100_ctxv1"
+    default_config = "ProGrad/vit_b16_ep100"
     model_class = ProGradCLIP
     class_dependent_keys = ("token_prefix", "token_suffix")
 

@@ -14,25 +14,16 @@ import torch
 import torch.nn.functional as F
 
 from trainers.coop import CoOpCLIP
-from trainers.templates import DEFAULT_TEMPLATE, template_text_features
+from trainers.templates import CUSTOM_TEMPLATES, DEFAULT_TEMPLATE, template_text_features
 
-# The authors' zero-shot templates (some differ from CoOp's); their words also initialise the context.
+# The authors' zero-shot templates: CoOp's except five; their words also initialise the context.
 PROGRAD_TEMPLATES = {
+    **CUSTOM_TEMPLATES,
     "OxfordPets": "a type of pet, a photo of a {}.",
     "OxfordFlowers": "a type of flower, a photo of a {}.",
     "FGVCAircraft": "a type of aircraft, a photo of a {}.",
     "DescribableTextures": "a texture of {}.",
-    "EuroSAT": "a centered satellite photo of {}.",
-    "StanfordCars": "a photo of a {}.",
     "Food101": "a type of food, a photo of {}.",
-    "SUN397": "a photo of a {}.",
-    "Caltech101": "a photo of a {}.",
-    "UCF101": "a photo of a person doing {}.",
-    "ImageNet": "a photo of a {}.",
-    "ImageNetSketch": "a photo of a {}.",
-    "ImageNetV2": "a photo of a {}.",
-    "ImageNetA": "a photo of a {}.",
-    "ImageNetR": "a photo of a {}.",
 }
 
 

@@ -53,12 +53,7 @@ def their_config(overrides):
     cfg.TRAINER.COOP.PREC = "fp32"
     cfg.TRAINER.COCOOP.PREC = "fp32"  # their KgCoOp casts an unused meta-net to fp16 under this key
     cfg.OPTIM.NAME, cfg.OPTIM.LR, cfg.OPTIM.MAX_EPOCH = "sgd", 0.002, 10
-    for key, value in overrides.items():
-        node = cfg
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
+    cfg.merge_from_list([item for option in overrides.items() for item in option])
     return cfg
 
 

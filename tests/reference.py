@@ -151,3 +151,21 @@ def with_training_step(trainer, model):
             trainer.register_model(name, module, torch.optim.SGD(module.parameters(), lr=0.0), None)
     trainer.batch_idx, trainer.num_batches = 0, 2
     return trainer
+
+
+def reference_step_inputs(case):
+    """(reference, trainer able to step, model, loss, components) of a KgCoOp / ProGrad fixture, having
+    checked the eval logits and every train output (atol 1e-4), the loss and each of its terms (rtol 1e-5)."""
+    ref, trainer, model = reference_model(case)
+    model.eval()
+    with torch.no_grad():
+        assert_close(model(ref["images"])["logits"], ref["eval"]["logits"], atol=1e-4, what="eval logits")
+    with_training_step(trainer, model)
+    outputs = model(ref["images"])
+    for key, expected in ref["train_outputs"].items():
+        assert_close(outputs[key], expected, atol=1e-4, what=key)
+    loss, components = trainer.compute_loss(outputs, ref["labels"])
+    torch.testing.assert_close(loss.item(), ref["loss"]["epoch0"], rtol=1e-5, atol=0)
+    for name, value in ref["loss_components"].items():
+        torch.testing.assert_close(components[name].item(), value, rtol=1e-5, atol=0, msg=name)
+    return ref, trainer, model, loss, components

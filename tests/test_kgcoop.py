@@ -6,11 +6,12 @@ import re
 import pytest
 import torch
 from conftest import ROOT, folder_run_args, read_log
-from reference import assert_close, bare_trainer, load_reference, reference_clip, reference_model, with_training_step
+from reference import assert_close, bare_trainer, load_reference, reference_clip, reference_step_inputs
 from test_scripts import dry_run
 
 from dassl_compat import get_cfg_default
 from dassl_compat.errors import UserError
+from dpt_tools import fidelity_kgcoop
 from trainers.config import extend_cfg
 
 
@@ -25,18 +26,8 @@ def test_kgcoop_initialises_its_prompt_and_template_as_the_authors():
 
 
 def test_kgcoop_reproduces_reference_logits_losses_and_gradients():
-    ref, trainer, model = reference_model("kgcoop")
+    ref, trainer, model, _, _ = reference_step_inputs("kgcoop")  # logits, loss and its terms checked
     images, labels = ref["images"], ref["labels"]
-    model.eval()
-    with torch.no_grad():
-        assert_close(model(images)["logits"], ref["eval"]["logits"], atol=1e-4, what="eval logits")
-    with_training_step(trainer, model)
-    outputs = model(images)
-    assert_close(outputs["logits"], ref["train_outputs"]["logits"], atol=1e-4, what="train logits")
-    loss, components = trainer.compute_loss(outputs, labels)
-    assert loss.item() == pytest.approx(ref["loss"]["epoch0"], rel=1e-5)
-    for name, value in ref["loss_components"].items():
-        assert components[name].item() == pytest.approx(value, rel=1e-5), name
     summary = trainer.forward_backward({"img": images, "label": labels})  # our training step
     assert summary["loss"] == pytest.approx(ref["loss"]["epoch0"], rel=1e-5)
     # gradients are O(10) (the logits carry CLIP's x100 scale): atol 1e-4 is float rounding
@@ -77,3 +68,12 @@ def test_kgcoop_scripts_pass_the_authors_arguments():
             "configs/trainers/KgCoOp/vit_b16_ep100_ctxv1.yaml") in run.stdout
     assert "TRAINER.KGCOOP.N_CTX 4 TRAINER.KGCOOP.CSC False TRAINER.KGCOOP.CLASS_TOKEN_POSITION end" in run.stdout
     assert "DATASET.SUBSAMPLE_CLASSES base" in run.stdout
+
+
+def test_fixture_script_names_the_clone_it_needs(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        fidelity_kgcoop.main(["--kgcoop-repo", str(tmp_path), "--out", str(tmp_path / "fixtures")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert f"--kgcoop-repo {tmp_path} is not a clone of github.com/htyao89/KgCoOp" in error
+    assert "Dassl.ProGrad.pytorch/dassl/__init__.py" in error and not (tmp_path / "fixtures").exists()

@@ -6,8 +6,7 @@ from dassl_compat import TRAINER_REGISTRY
 from dassl_compat.errors import UserError
 from dpt_models.kgcoop import KgCoOpCLIP, kgcoop_template
 
-from .base import ClipPromptTrainer
-from .coop import coop_config_node
+from .coop import CoOp, coop_config_node
 
 
 def extend_cfg(cfg):
@@ -20,13 +19,12 @@ def extend_cfg(cfg):
 
 
 @TRAINER_REGISTRY.register()
-class KgCoOp(ClipPromptTrainer):
+class KgCoOp(CoOp):
     """Trains CoOp's context with CE + W * knowledge-guided distance (TRAINER.KGCOOP)."""
 
     config_node = "KGCOOP"
     default_config = "KgCoOp/vit_b16_ep100_ctxv1"
     model_class = KgCoOpCLIP
-    class_dependent_keys = ("token_prefix", "token_suffix")
 
     def check_method_cfg(self, node):
         if node.W < 0:

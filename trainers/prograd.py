@@ -8,8 +8,8 @@ from dassl_compat import TRAINER_REGISTRY
 from dassl_compat.errors import UserError
 from dpt_models.prograd import ProGradCLIP, distillation_loss, prograd_template, project_conflicting, template_context
 
-from .base import ClipPromptTrainer, is_distributed
-from .coop import coop_config_node
+from .base import is_distributed
+from .coop import CoOp, coop_config_node
 
 
 def extend_cfg(cfg):
@@ -22,13 +22,12 @@ def extend_cfg(cfg):
 
 
 @TRAINER_REGISTRY.register()
-class ProGrad(ClipPromptTrainer):
+class ProGrad(CoOp):
     """Trains CoOp's context with ProGrad's prompt-aligned gradient step (TRAINER.PROGRAD)."""
 
     config_node = "PROGRAD"
     default_config = "ProGrad/vit_b16_ep100"
     model_class = ProGradCLIP
-    class_dependent_keys = ("token_prefix", "token_suffix")
 
     def check_cfg(self, cfg):
         super().check_cfg(cfg)

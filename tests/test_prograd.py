@@ -20,6 +20,7 @@ from reference import (
 )
 from test_scripts import dry_run
 from torch.nn.parallel import DistributedDataParallel
+from trainer_runs import GRAD_RTOL, build, first_step, fixed_batch, relative_error
 
 from dassl_compat import get_cfg_default
 from dassl_compat.errors import UserError
@@ -143,3 +144,20 @@ def test_prograd_scripts_run_its_configs():
     assert run.returncode == 0, run.stderr
     assert "--trainer ProGrad --dataset-config-file configs/datasets/eurosat.yaml" in run.stdout
     assert "configs/trainers/ProGrad/vit_b16_ep100.yaml" in run.stdout and "TRAINER.PROGRAD.N_CTX 16" in run.stdout
+
+
+@pytest.mark.parametrize("precision", ["amp", "bf16"])
+def test_a_projected_step_in_mixed_precision_is_the_fp32_one(tmp_path, data_root, tiny_clip_file, precision):
+    """Both gradients of the scaled losses, projected, then unscaled: the fp32 step (registry-wide test
+    test_precision.py covers the unprojected step; here the distillation loss is negated so that it projects)."""
+    reference = conflicting(build("ProGrad", data_root, tiny_clip_file, tmp_path / "fp32"))
+    trainer = conflicting(build("ProGrad", data_root, tiny_clip_file, tmp_path / precision, precision))
+    trainer.model.load_state_dict(reference.model.state_dict())
+    batch = fixed_batch(reference)
+    _, expected = first_step(reference, batch)
+    _, grads = first_step(trainer, batch)
+    plain = build("ProGrad", data_root, tiny_clip_file, tmp_path / "plain")  # the distillation loss as it is
+    _, unprojected = first_step(plain, batch)
+    assert all(relative_error(expected[name], unprojected[name]) > 0.05 for name in expected)  # it projected
+    for name, grad in grads.items():
+        assert torch.isfinite(grad).all() and relative_error(grad, expected[name]) < GRAD_RTOL[precision], name

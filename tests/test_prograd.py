@@ -104,7 +104,9 @@ def ddp_worker(rank, init_file, out_dir):
 
 def test_one_ddp_step_projects_as_one_process_on_the_global_batch(tmp_path):
     """Both gradients are averaged over the processes before the projection, as one process computes them."""
-    mp.spawn(ddp_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    # fork: the workers start in a second instead of importing torch and the project again (each worker
+    # runs single-threaded, so no OpenMP pool of this process is used after the fork)
+    mp.start_processes(ddp_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, start_method="fork")
     ref, trainer, model = reference_model("prograd_random")
     conflicting(with_training_step(trainer, model))
     trainer.forward_backward({"img": ref["images"], "label": ref["labels"]})

@@ -1,6 +1,8 @@
 """Helpers for the fidelity tests: the authors' tiny CLIP and reference outputs in tests/fixtures/, and our
-CoOp / DPT / VLP / VPT models on that CLIP with the authors' trainable values (their names mapped to ours)."""
+CoOp / DPT / VLP / VPT / KgCoOp / ProGrad models on that CLIP with the authors' trainable values (their names
+mapped to ours)."""
 import os.path as osp
+from collections import OrderedDict
 from types import SimpleNamespace
 
 import torch
@@ -8,6 +10,8 @@ import torch
 from dpt_models.clip_backbone import build_model
 from dpt_models.coop import CoOpCLIP
 from trainers.dpt import DPT
+from trainers.kgcoop import KgCoOp
+from trainers.prograd import ProGrad
 from trainers.vlp import VLP
 from trainers.vpt import VPT
 
@@ -57,9 +61,16 @@ def coop_reference_model():
     return ref, model
 
 
-TRAINERS = {"dpt": DPT, "vlp": VLP, "vpt": VPT}
-# The reference's 2-block ViT: block 0 has deep prompts, block 1 is class-aware.
-REFERENCE_OPTS = {"dpt": {"TRAINER.DPT.BOTTOMLIMIT": 2}, "vlp": {}, "vpt": {}}
+TRAINERS = {"dpt": DPT, "vlp": VLP, "vpt": VPT, "kgcoop": KgCoOp, "prograd": ProGrad, "prograd_random": ProGrad}
+# The reference's 2-block ViT: block 0 has deep prompts, block 1 is class-aware. KgCoOp and ProGrad: the
+# options of the fixture's case (dpt_tools/fidelity_kgcoop_side.py, CASES), fp32.
+REFERENCE_OPTS = {
+    "dpt": {"TRAINER.DPT.BOTTOMLIMIT": 2}, "vlp": {}, "vpt": {},
+    "kgcoop": {"TRAINER.KGCOOP.PREC": "fp32"},
+    "prograd": {"TRAINER.PROGRAD.PREC": "fp32"},
+    "prograd_random": {"TRAINER.PROGRAD.PREC": "fp32", "TRAINER.PROGRAD.CTX_INIT": False, "TRAINER.PROGRAD.T": 2.0,
+                       "TRAINER.PROGRAD.LAMBDA": 0.8},
+}
 
 
 # The authors' parameter names -> ours. CAVPT entries are per class-aware block i; the authors keep
@@ -128,3 +139,33 @@ def reference_model(method, **opts):
 def float_outputs(outputs):
     """The model's outputs with floating tensors in fp32, as the trainer passes them to compute_loss."""
     return {k: v.float() if v.is_floating_point() else v for k, v in outputs.items()}
+
+
+def with_training_step(trainer, model):
+    """The bare trainer made able to run its own forward_backward on `model`: its trained modules registered
+    with SGD at learning rate 0 (the step leaves the parameters as they are, their gradients in .grad)."""
+    trainer.model = model.train()
+    trainer._models, trainer._optims, trainer._scheds = OrderedDict(), OrderedDict(), OrderedDict()
+    for name, module in model.named_children():
+        if any(p.requires_grad for p in module.parameters()):
+            trainer.register_model(name, module, torch.optim.SGD(module.parameters(), lr=0.0), None)
+    trainer.batch_idx, trainer.num_batches = 0, 2
+    return trainer
+
+
+def reference_step_inputs(case):
+    """(reference, trainer able to step, model, loss, components) of a KgCoOp / ProGrad fixture, having
+    checked the eval logits and every train output (atol 1e-4), the loss and each of its terms (rtol 1e-5)."""
+    ref, trainer, model = reference_model(case)
+    model.eval()
+    with torch.no_grad():
+        assert_close(model(ref["images"])["logits"], ref["eval"]["logits"], atol=1e-4, what="eval logits")
+    with_training_step(trainer, model)
+    outputs = model(ref["images"])
+    for key, expected in ref["train_outputs"].items():
+        assert_close(outputs[key], expected, atol=1e-4, what=key)
+    loss, components = trainer.compute_loss(outputs, ref["labels"])
+    torch.testing.assert_close(loss.item(), ref["loss"]["epoch0"], rtol=1e-5, atol=0)
+    for name, value in ref["loss_components"].items():
+        torch.testing.assert_close(components[name].item(), value, rtol=1e-5, atol=0, msg=name)
+    return ref, trainer, model, loss, components

@@ -135,6 +135,8 @@ class ClipPromptTrainer(TrainerX):
         compute_loss(outputs, labels) -> (loss, {name: value to log}): unless its loss is CE of `logits`;
         check_method_cfg(node): rules that relate several keys of its node (a UserError naming them);
         optim_cfg_for(module_name): a module trained with other settings than OPTIM.
+        backward_and_update(loss, components): a step that needs more than the loss's gradient (ProGrad's
+            projection; default: backward and step every optimiser).
 
     Precision, from `cfg.TRAINER.<config_node>.PREC`: "fp32"; "fp16" / "amp" (fp16 autocast with a
     GradScaler, fp32 master parameters; fp32 on a CPU); "bf16" (bf16 autocast). Parameters always stay fp32, so
@@ -372,10 +374,10 @@ class ClipPromptTrainer(TrainerX):
             outputs = self.model(images)
         outputs = {key: value.float() if value.is_floating_point() else value for key, value in outputs.items()}
         loss, components = self.compute_loss(outputs, labels)
-        self.model_backward_and_update(loss)
+        self.backward_and_update(loss, components)
         self.step_lr_at_epoch_end()
         summary = {"loss": loss.item(), "acc": compute_accuracy(outputs["logits"], labels)[0].item()}
-        summary.update({name: float(value) for name, value in components.items()})
+        summary.update({name: float(torch.as_tensor(value).detach()) for name, value in components.items()})
         return summary
 
     def autocast(self):
@@ -408,12 +410,21 @@ class ClipPromptTrainer(TrainerX):
     def parse_batch_train(self, batch):
         return batch["img"].to(self.device), batch["label"].to(self.device)
 
+    def backward_and_update(self, loss, components):
+        """The update step of `compute_loss`'s (loss, components): `model_backward_and_update(loss)`. A method
+        whose step needs more than the loss's gradient (ProGrad's projection) overrides this."""
+        self.model_backward_and_update(loss)
+
     def model_backward_and_update(self, loss, names=None):
         """Backward through the GradScaler (identity unless fp16) and step every optimiser."""
         self.model_zero_grad(names)
         self.detect_anomaly(loss)
+        self.grad_scaler.scale(loss).backward()
+        self.step_optimizers(names)
+
+    def step_optimizers(self, names=None):
+        """Step every optimiser through the GradScaler (which skips a step whose gradients overflowed)."""
         scaler = self.grad_scaler
-        scaler.scale(loss).backward()
         for name in self.get_model_names(names):
             if self._optims[name] is not None:
                 scaler.step(self._optims[name])

@@ -1,0 +1,5 @@
+#!/bin/bash
+# KgCoOp: evaluate the ImageNet-trained prompts on DATASET (domain generalisation: imagenetv2, imagenet_sketch, imagenet_a, imagenet_r).
+# Usage: bash scripts/kgcoop/eval.sh DATASET [CFG] [SHOTS=16]
+source "$(dirname "$0")/settings.sh"
+exec bash "$(dirname "$0")/../common/transfer_eval.sh" KgCoOp "$@"

@@ -1,0 +1,5 @@
+#!/bin/bash
+# KgCoOp: cross-dataset: evaluate the ImageNet-trained prompts on DATASET.
+# Usage: bash scripts/kgcoop/xd_test.sh DATASET [CFG] [SHOTS=16]
+source "$(dirname "$0")/settings.sh"
+exec bash "$(dirname "$0")/../common/transfer_eval.sh" KgCoOp "$@"

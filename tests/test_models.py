@@ -4,6 +4,9 @@ import pytest
 import torch
 from reference import reference_clip
 
+from dpt_models.ivlp import IVLPCLIP
+from dpt_models.maple import MaPLeCLIP
+from dpt_models.promptsrc import PromptSRCCLIP
 from trainers.cocoop import CoCoOpCLIP
 from trainers.coop import CoOpCLIP
 from trainers.dpt import DPTCLIP
@@ -19,12 +22,17 @@ MODELS = {
     "VPTCLIP": (VPTCLIP, {"template": "{} texture.", "n_visual_tokens": 3}),
     "VLPCLIP": (VLPCLIP, {"template": "{} texture.", "n_ctx": 4, "n_visual_tokens": 3}),
     "DPTCLIP": (DPTCLIP, {"n_class_aware_blocks": 2, "n_class_prompts": 2, "template": "{} texture.", "n_ctx": 4}),
+    "MaPLeCLIP": (MaPLeCLIP, {"n_ctx": 2, "depth": 2}),
+    "IVLPCLIP": (IVLPCLIP, {"n_ctx_text": 4, "n_ctx_vision": 3, "depth_text": 2, "depth_vision": 1}),
+    "PromptSRCCLIP": (PromptSRCCLIP, {"depth_text": 2, "depth_vision": 2,
+                                      "templates": ["a photo of a {}.", "art of a {}."]}),
 }
 # What each model adds to `logits` in training mode.
 TRAINING_OUTPUTS = {
     "CoOpCLIP": {"text_features"},
     "VLPCLIP": {"text_guidance_logits", "visual_guidance_logits"},
     "DPTCLIP": {"text_guidance_logits", "visual_guidance_logits", "aux_logits", "class_indices"},
+    "PromptSRCCLIP": {"image_features", "text_features", "zs_image_features", "zs_text_features", "zs_logits"},
 }
 
 

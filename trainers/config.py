@@ -7,9 +7,9 @@ key in a yaml file or on the command line.
 """
 from clip_datasets import config as dataset_config
 
-from . import base, cocoop, coop, dpt, linear_probe, vlp, vpt, zsclip
+from . import base, cocoop, coop, dpt, ivlp, linear_probe, maple, promptsrc, vlp, vpt, zsclip
 
-CONFIG_MODULES = (base, dataset_config, zsclip, coop, cocoop, vpt, vlp, dpt, linear_probe)
+CONFIG_MODULES = (base, dataset_config, zsclip, coop, cocoop, vpt, vlp, dpt, linear_probe, maple, ivlp, promptsrc)
 
 
 def extend_cfg(cfg):

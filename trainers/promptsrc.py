@@ -19,10 +19,11 @@ def extend_cfg(cfg):
     node.N_CTX_VISION = 4
     node.PROMPT_DEPTH_TEXT = 9
     node.PROMPT_DEPTH_VISION = 9
-    node.TEXT_LOSS_WEIGHT = 25.0  # L1 between prompted and frozen text features
-    node.IMAGE_LOSS_WEIGHT = 10.0  # L1 between prompted and frozen image features
-    node.GPA_MEAN = 15.0  # mean and standard deviation (in epochs, 1-based) of GPA's epoch weights
-    node.GPA_STD = 1.0
+    # Integers, as in the authors' code (so that their config files load unchanged).
+    node.TEXT_LOSS_WEIGHT = 25  # L1 between prompted and frozen text features
+    node.IMAGE_LOSS_WEIGHT = 10  # L1 between prompted and frozen image features
+    node.GPA_MEAN = 15  # mean and standard deviation (in epochs, 1-based) of GPA's epoch weights
+    node.GPA_STD = 1
     cfg.TRAINER.PROMPTSRC = node
 
 

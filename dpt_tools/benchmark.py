@@ -50,6 +50,9 @@ DEFAULT_CONFIGS = {
     "VPT": "VPT/vit_b16",
     "VLP": "VLP/vit_b16",
     "DPT": "DPT/vit_b16",
+    "MaPLe": "MaPLe/vit_b16_c2_ep5_batch4_2ctx",
+    "IVLP": "IVLP/vit_b16_c2_ep5_batch4_2+2ctx",
+    "PromptSRC": "PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx",
 }
 
 

@@ -37,8 +37,11 @@ class IndependentPrompts(PromptsOfBothTowers):
             if depth_text > 1 else None
         self.visual_prompts = normal_prompts(depth_vision, n_ctx_vision, vit.width) if depth_vision else None
 
-    def deep_prompts(self):
-        return self.text_prompts, self.visual_prompts
+    def deep_text_prompts(self):
+        return self.text_prompts
+
+    def layer_prompts(self):
+        return self.visual_prompts
 
 
 class IVLPCLIP(DeepPromptedCLIP):

@@ -31,12 +31,15 @@ class CoupledPrompts(PromptsOfBothTowers):
         projection = nn.Linear(width, vit.width)
         self.compound_projections = nn.ModuleList(copy.deepcopy(projection) for _ in range(depth - 1))
 
-    def deep_prompts(self):
-        """(text_prompts [J - 1, M, W] or None, image prompts [J, M, D]: each text prompt mapped)."""
+    def deep_text_prompts(self):
+        return self.text_prompts
+
+    def layer_prompts(self):
+        """The image prompts [J, M, D]: the context and each deep text prompt through its map."""
         visual = [self.proj(self.ctx)]  # [M, D]
         if self.text_prompts is not None:
             visual += [layer(prompts) for layer, prompts in zip(self.compound_projections, self.text_prompts)]
-        return self.text_prompts, torch.stack(visual)
+        return torch.stack(visual)
 
 
 class MaPLeCLIP(DeepPromptedCLIP):

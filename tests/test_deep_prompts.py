@@ -17,7 +17,7 @@ def test_shared_prefix_encoding_equals_full_prompts_with_deep_text_prompts():
     torch.manual_seed(0)
     model = IVLPCLIP(reference_clip(), CLASSNAMES, n_ctx_text=3, n_ctx_vision=2, depth_text=2, depth_vision=1,
                      ctx_init="")
-    deep_text, _ = model.prompt_learner.deep_prompts()
+    deep_text = model.prompt_learner.deep_text_prompts()
     encoder = model.text_encoder
     fast = encoder.encode_learned_prompts(model.prompt_learner, deep_text)
     encoder.shared_prefix = False

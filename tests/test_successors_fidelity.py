@@ -153,3 +153,14 @@ def test_trainable_parameter_counts_on_vit_b16_with_the_base_to_new_configs():
                           depth_vision=12)) == 30_720
     assert count(PromptSRCCLIP(clip_model, ["a", "b"], templates=["a photo of a {}."], n_ctx_text=4,
                                n_ctx_vision=4, depth_text=9, depth_vision=9)) == 46_080
+
+
+def test_fixture_script_names_what_is_missing(tmp_path):
+    from dpt_tools import fidelity_multimodal
+
+    with pytest.raises(SystemExit) as missing_dassl:
+        fidelity_multimodal.main(["--dassl", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
+    assert missing_dassl.value.code == 2 and "--dassl" in str(missing_dassl.value)
+    with pytest.raises(SystemExit, match="--maple-repo: a clone of the authors' repository") as missing_clone:
+        fidelity_multimodal.main(["--dassl", str(tmp_path), "--out", str(tmp_path), "--methods", "ivlp"])
+    assert missing_clone.value.code == 2

@@ -3,8 +3,8 @@
 The repository keeps the layout users asked for (`configs/` at the root); in the wheel the same files
 are package data of `dpt_tools` (`dpt_tools/configs/...`), found by `dpt_tools.config_files`. The toy
 CLIP weights are package data of `trainers` (`trainers/weights/`). Top-level import names: `trainers`
-(CoOp's convention), and names unique to this project (`dassl_compat`, `clip_datasets`, `dpt_tools`,
-`dpt_toyworld`, `dpt_plugin`); a clone's `train.py` is not installed (`dpt-train` runs the same code).
+(CoOp's convention), and names unique to this project (`dassl_compat`, `clip_datasets`, `dpt_models`,
+`dpt_tools`, `dpt_toyworld`, `dpt_plugin`); a clone's `train.py` is not installed (`dpt-train` runs the same code).
 """
 from pathlib import Path
 
@@ -29,7 +29,9 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=find_packages(include=["dassl_compat*", "trainers*", "clip_datasets*", "dpt_tools*", "dpt_toyworld*"])
+    packages=find_packages(
+        include=["dassl_compat*", "trainers*", "clip_datasets*", "dpt_models*", "dpt_tools*", "dpt_toyworld*"]
+    )
     + CONFIG_PACKAGES,
     package_dir={package: "configs/" + "/".join(package.split(".")[2:]) for package in CONFIG_PACKAGES},
     package_data={"trainers": ["weights/*.pt"], **{package: ["*.yaml"] for package in CONFIG_PACKAGES}},

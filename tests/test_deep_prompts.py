@@ -44,3 +44,34 @@ def test_context_follows_the_authors_rule():
 def test_inputs_the_reference_mishandles_are_clear_errors(tmp_path, data_root, tiny_clip_file, opts, message):
     with pytest.raises(UserError, match=message):
         build("MaPLe", data_root, tiny_clip_file, tmp_path / "run", extra=opts)
+
+
+def naive_layer_prompted_image(visual, images, layer_prompts):
+    """The authors' image forward, written plainly with CLIP's own blocks: prompts 0 join the tokens before
+    ln_pre, block i < J gets its input's last P tokens replaced by prompts i, every token runs every block."""
+    n_prompts = layer_prompts.shape[1]
+    x = visual.conv1(images).flatten(2).transpose(1, 2)  # [B, N - 1, D]
+    x = torch.cat([visual.class_embedding.expand(x.shape[0], 1, -1), x], dim=1) + visual.positional_embedding
+    x = torch.cat([x, layer_prompts[0].expand(x.shape[0], -1, -1)], dim=1)
+    x = visual.ln_pre(x).permute(1, 0, 2)  # [N + P, B, D]
+    for index, block in enumerate(visual.transformer.resblocks):
+        if 0 < index < layer_prompts.shape[0]:
+            x = torch.cat([x[:-n_prompts], layer_prompts[index].unsqueeze(1).expand(-1, x.shape[1], -1)])
+        x = block(x)
+    return visual.ln_post(x[0]) @ visual.proj
+
+
+@pytest.mark.parametrize("n_layers", [1, 2, 4])
+def test_layer_prompts_carried_through_the_blocks_after_the_last_prompted_one(n_layers):
+    """A 4-block ViT with prompts in the first J blocks: J = 4 (replaced in every block), J = 2 (the prompt
+    tokens' outputs go on through blocks 2 and 3), J = 1 (input prompts only)."""
+    from trainers.clip_backbone import tiny_clip
+    from trainers.visual import PromptedViT
+
+    torch.manual_seed(0)
+    clip_model = tiny_clip(vision_layers=4)
+    images, layer_prompts = torch.randn(2, 3, 32, 32), torch.randn(n_layers, 3, 64)
+    with torch.no_grad():
+        ours = PromptedViT(clip_model.visual).forward_with_layer_prompts(images, layer_prompts)
+        expected = naive_layer_prompted_image(clip_model.visual, images, layer_prompts)
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)

@@ -15,12 +15,16 @@ class CoOpCLIP(TextEncodingSwitch, nn.Module):
     Args:
         clip_model: an OpenAI CLIP (frozen here); classnames: the C class names.
         n_ctx, ctx_init, csc, class_token_position: the prompt learner's options (`text.PromptLearner`).
+        prompt_learner: a `PromptLearner` built by the caller, used instead of one from the options above.
     """
 
-    def __init__(self, clip_model, classnames, n_ctx=16, ctx_init="", csc=False, class_token_position="end"):
+    def __init__(self, clip_model, classnames, n_ctx=16, ctx_init="", csc=False, class_token_position="end",
+                 prompt_learner=None):
         super().__init__()
         clip_model.requires_grad_(False)
-        self.prompt_learner = PromptLearner(classnames, clip_model, n_ctx, ctx_init, csc, class_token_position)
+        self.prompt_learner = prompt_learner or PromptLearner(
+            classnames, clip_model, n_ctx, ctx_init, csc, class_token_position
+        )
         self.image_encoder = clip_model.visual
         self.text_encoder = TextEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale

@@ -143,6 +143,24 @@ def run_shared_prefix_block(block, prefix, suffixes, last_position_only=False):
     return prefix, outputs
 
 
+def replace_context(x, deep_prompts, block_index, sequence_dim):
+    """The input of text block `block_index` with deep text prompts: positions 1..M of x (the context
+    after [SOS]) replaced by deep_prompts[block_index - 1] [M, W] for block_index = 1..J-1, otherwise x.
+
+    x: [L, N, W] (sequence_dim 0) or [N, L, W] (sequence_dim 1); deep_prompts: None or [J - 1, M, W].
+    """
+    if deep_prompts is None or not 1 <= block_index <= deep_prompts.shape[0]:
+        return x
+    prompts = deep_prompts[block_index - 1].to(x.dtype)  # [M, W]
+    n_ctx = prompts.shape[0]
+    if sequence_dim == 0:
+        prompts = prompts.unsqueeze(1).expand(-1, x.shape[1], -1)  # [M, N, W]
+    else:
+        prompts = prompts.expand(x.shape[0], -1, -1)  # [N, M, W]
+    after = x.narrow(sequence_dim, 1 + n_ctx, x.shape[sequence_dim] - 1 - n_ctx)
+    return torch.cat([x.narrow(sequence_dim, 0, 1), prompts, after], dim=sequence_dim)
+
+
 def groups_by_eot(eot_indices):
     """Prompts grouped by EOT position: [(position, indices [C_i] of the prompts whose EOT is there), ...]."""
     return [(position, (eot_indices == position).nonzero().squeeze(1)) for position in eot_indices.unique().tolist()]
@@ -179,15 +197,20 @@ class TextEncoder(nn.Module):
         self.text_projection = clip_model.text_projection
         self.token_embedding = clip_model.token_embedding
 
-    def forward(self, prompts, eot_indices):
-        """prompts [N, L, W] (L <= 77, covering every EOT), eot_indices [N] -> features [N, E]."""
+    def forward(self, prompts, eot_indices, deep_prompts=None):
+        """prompts [N, L, W] (L <= 77, covering every EOT), eot_indices [N] -> features [N, E].
+
+        deep_prompts: None or [J - 1, M, W]: the input of block i = 1..J-1 has its positions 1..M
+        (the context after [SOS]) replaced by deep_prompts[i - 1] (deep text prompts, `replace_context`).
+        """
         length = prompts.shape[1]
         x = prompts + self.positional_embedding[:length].to(prompts.dtype)
         if not self.batch_first:
             x = x.permute(1, 0, 2)  # [L, N, W]
         mask = causal_mask(length, device=x.device, dtype=x.dtype)
         checkpointing = self.checkpointing(prompts)
-        for block in self.transformer.resblocks:
+        for index, block in enumerate(self.transformer.resblocks):
+            x = replace_context(x, deep_prompts, index, sequence_dim=1 if self.batch_first else 0)
             if checkpointing:
                 x = checkpoint(run_text_block, block, x, mask, use_reentrant=False)
             else:
@@ -198,13 +221,14 @@ class TextEncoder(nn.Module):
     def checkpointing(self, tensor):
         return self.gradient_checkpointing and torch.is_grad_enabled() and tensor.requires_grad
 
-    def encode_with_shared_prefix(self, prefix, suffix, eot_groups):
+    def encode_with_shared_prefix(self, prefix, suffix, eot_groups, deep_prompts=None):
         """Features [G, C, E] of the G * C prompts `prefix[g] + suffix[c]`.
 
         prefix [G, P, W]: G prefixes (positions 0..P-1), each shared by all C classes;
         suffix [C, S, W]: each class's positions P..P+S-1, the same under every prefix;
         eot_groups: the classes grouped by the EOT position of their full prompt (>= P), `groups_by_eot`.
         Classes are encoded in groups of equal length, each only up to its own EOT (no padding).
+        deep_prompts: None or [J - 1, M, W], replacing prefix positions 1..M before blocks 1..J-1 (`forward`).
         """
         n_groups, length_prefix, _ = prefix.shape
         position = self.positional_embedding[: length_prefix + suffix.shape[1]].to(prefix.dtype)
@@ -217,6 +241,7 @@ class TextEncoder(nn.Module):
         checkpointing = self.checkpointing(prefix)
         last = len(self.transformer.resblocks) - 1
         for index, block in enumerate(self.transformer.resblocks):
+            prefix = replace_context(prefix, deep_prompts, index, sequence_dim=1)
             if checkpointing:
                 prefix, suffixes = checkpoint(
                     run_shared_prefix_block, block, prefix, suffixes, index == last, use_reentrant=False
@@ -226,32 +251,41 @@ class TextEncoder(nn.Module):
         eot = in_original_order(torch.cat([s[:, :, -1] for s in suffixes], dim=1), eot_groups, dim=1)  # [G, C, W]
         return self.ln_final(eot) @ self.text_projection
 
-    def encode_contexts(self, learner, contexts):
+    def encode_contexts(self, learner, contexts, deep_prompts=None):
         """Features [G, C, E] of `learner`'s C class prompts under each of G contexts [G, M, W].
 
         Each context is shared by all classes (CoOp's shared context: G = 1; CoCoOp: one per image).
         With the class token at the end the shared `[SOS] ctx` prefix is encoded once per context
         (exact, `encode_with_shared_prefix`); otherwise, or with `shared_prefix` off, full prompts.
+        deep_prompts: None or [J - 1, M, W] deep text prompts (`forward`; class token at the end only).
         """
         n_groups = contexts.shape[0]
+        if deep_prompts is not None and learner.class_token_position != "end":
+            raise ValueError("Deep text prompts replace the context after [SOS]: the class token must be at the end")
         if self.shared_prefix and learner.class_token_position == "end":
             prefix = torch.cat([learner.token_prefix[:1].expand(n_groups, -1, -1).to(contexts.dtype), contexts], dim=1)
-            return self.encode_with_shared_prefix(prefix, learner.token_suffix, learner.eot_groups)
+            return self.encode_with_shared_prefix(prefix, learner.token_suffix, learner.eot_groups, deep_prompts)
         prompts = learner.assemble(contexts.unsqueeze(1).expand(-1, learner.n_cls, -1, -1))  # [G, C, L, W]
-        encoded = self.encode_by_length(prompts.flatten(0, 1), learner.eot_indices.repeat(n_groups))  # [G * C, E]
+        encoded = self.encode_by_length(  # [G * C, E]
+            prompts.flatten(0, 1), learner.eot_indices.repeat(n_groups), deep_prompts=deep_prompts
+        )
         return encoded.view(n_groups, learner.n_cls, -1)
 
-    def encode_learned_prompts(self, learner):
-        """Features [C, E] of a PromptLearner's current prompts (shared or class-specific context)."""
+    def encode_learned_prompts(self, learner, deep_prompts=None):
+        """Features [C, E] of a PromptLearner's current prompts (shared or class-specific context);
+        deep_prompts: None or [J - 1, M, W] deep text prompts (`forward`; shared context only)."""
         if learner.ctx.dim() == 2:
-            return self.encode_contexts(learner, learner.ctx.unsqueeze(0))[0]
+            return self.encode_contexts(learner, learner.ctx.unsqueeze(0), deep_prompts)[0]
+        if deep_prompts is not None:
+            raise ValueError("Deep text prompts are shared by all classes; a class-specific context (CSC) has none")
         return self.encode_by_length(learner(), learner.eot_indices, learner.eot_groups)
 
-    def encode_by_length(self, prompts, eot_indices, eot_groups=None):
+    def encode_by_length(self, prompts, eot_indices, eot_groups=None, deep_prompts=None):
         """Features [N, E] of prompts [N, L, W]: the prompts of one EOT position together, each group
         encoded only up to its EOT (exact under the causal mask), none padded to the longest."""
         groups = groups_by_eot(eot_indices) if eot_groups is None else eot_groups
-        encoded = torch.cat([self(prompts[indices, : eot + 1], eot_indices[indices]) for eot, indices in groups])
+        encoded = torch.cat([self(prompts[indices, : eot + 1], eot_indices[indices], deep_prompts)
+                             for eot, indices in groups])
         return in_original_order(encoded, groups)
 
     def encode_tokens(self, tokenized):
@@ -286,9 +320,15 @@ class PromptLearner(nn.Module):
     ctx is [M, W] (shared) or [C, M, W] (class-specific, CSC). The embeddings of [SOS] (prefix) and
     of `classname . [EOS]` (suffix) are frozen, class-dependent, non-persistent buffers, truncated
     at the longest prompt's EOT; so checkpoints hold only the context and load for any class set.
+
+    ctx_init: initial context words; M becomes their number (CoOp's rule), unless
+    `init_learned_tokens` is given: then only the first that many tokens of ctx_init are learned and
+    the others stay fixed words between the context and the class name (MaPLe's N_CTX 2 with
+    "a photo of a": `[SOS] ctx_1 ctx_2 of a {classname}. [EOS]`).
     """
 
-    def __init__(self, classnames, clip_model, n_ctx=16, ctx_init="", csc=False, class_token_position="end"):
+    def __init__(self, classnames, clip_model, n_ctx=16, ctx_init="", csc=False, class_token_position="end",
+                 init_learned_tokens=None):
         super().__init__()
         if class_token_position not in ("end", "middle", "front"):
             raise ValueError(f"CLASS_TOKEN_POSITION must be end, middle or front, got {class_token_position!r}")
@@ -300,6 +340,15 @@ class PromptLearner(nn.Module):
         if ctx_init:
             ctx_init = ctx_init.replace("_", " ")
             n_ctx = len(ctx_init.split(" "))
+            if init_learned_tokens is not None:
+                n_init_tokens = len(tokenizer.encode(ctx_init))
+                if not 1 <= init_learned_tokens <= n_init_tokens:
+                    raise ValueError(
+                        f"The context initialised from {ctx_init!r} ({n_init_tokens} tokens) can learn "
+                        f"1..{n_init_tokens} of its tokens, got {init_learned_tokens}: use fewer context tokens "
+                        "or a longer CTX_INIT"
+                    )
+                n_ctx = init_learned_tokens
             prompt_prefix = ctx_init
         else:
             prompt_prefix = " ".join(["X"] * n_ctx)

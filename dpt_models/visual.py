@@ -122,14 +122,20 @@ class PromptedViT(nn.Module):
     def dtype(self):
         return self.visual.conv1.weight.dtype
 
-    def embed(self, images):
-        """Images [B, 3, H, W] -> tokens [N, B, D]: patches, CLS, positional embedding, ln_pre."""
+    def embed(self, images, input_prompts=None):
+        """Images [B, 3, H, W] -> tokens [N, B, D]: patches, CLS, positional embedding, ln_pre.
+
+        input_prompts: None or [P, D], appended after the patches before ln_pre (no positional
+        embedding; MaPLe's and IVLP's first-layer prompts) -> tokens [N + P, B, D].
+        """
         visual = self.visual
         x = visual.conv1(images.to(self.dtype))  # [B, D, grid, grid]
         x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)  # [B, grid**2, D]
         cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)  # [B, N, D]
-        return visual.ln_pre(x).permute(1, 0, 2)  # [N, B, D]
+        if input_prompts is not None:
+            x = torch.cat([x, input_prompts.to(x.dtype).expand(x.shape[0], -1, -1)], dim=1)  # [B, N + P, D]
+        return visual.ln_pre(x).permute(1, 0, 2)  # [N (+ P), B, D]
 
     def project(self, x):
         """Tokens [N, B, D] -> image features [B, E]: ln_post of the CLS token, then the projection."""
@@ -150,6 +156,30 @@ class PromptedViT(nn.Module):
             prompts = deep_prompts[index] if index < n_prompted else None
             x = self.run_block(block, x, prompts, cls_only=index == self.depth - 1)
         return self.project(x)
+
+    def forward_with_layer_prompts(self, images, layer_prompts):
+        """Image features [B, E] with prompts that stay in the sequence (MaPLe, IVLP, PromptSRC).
+
+        layer_prompts [J, P, D], 1 <= J <= depth: layer_prompts[0] joins the patches before ln_pre
+        (`embed`); the input of block i = 1..J-1 has its last P tokens replaced by layer_prompts[i];
+        from block J on, the prompt tokens' outputs go on through the blocks as ordinary tokens.
+        A block whose prompt outputs the next block replaces computes only the image tokens' outputs
+        (`attend_and_update`), the last block only the CLS token's.
+        """
+        n_layers, n_prompts, _ = layer_prompts.shape
+        tokens = self.embed(images, layer_prompts[0])  # [N + P, B, D]
+        n_image = tokens.shape[0] - n_prompts
+        for index, block in enumerate(self.blocks):
+            if 0 < index < n_layers:
+                prompts = layer_prompts[index].to(tokens.dtype).unsqueeze(1).expand(-1, tokens.shape[1], -1)
+                tokens = torch.cat([tokens[:n_image], prompts])  # [N + P, B, D]
+            if index == self.depth - 1:
+                tokens = attend_and_update(block, tokens, 1)  # [1, B, D]
+            elif index + 1 < n_layers:
+                tokens = attend_and_update(block, tokens, n_image)  # [N, B, D]
+            else:
+                tokens = self.run_block(block, tokens)  # [N + P, B, D]
+        return self.project(tokens)
 
     def run_block(self, block, x, prompts=None, cls_only=False):
         """`run_block_with_prompts` in this ViT's block layout: x [N, B, D] -> [N, B, D] ([1, B, D] for

@@ -3,6 +3,7 @@ CLIP, then the results table. Runs on a laptop CPU in a few minutes, with no dow
 
     python -m dpt_tools.demo                       # ToyFog, 16 shots, seed 1
     python -m dpt_tools.demo --dataset toy_dusk --shots 4 --trainers ZeroshotCLIP CoOp CoCoOp KgCoOp ProGrad VPT VLP DPT
+    python -m dpt_tools.demo --trainers MaPLe IVLP PromptSRC                 # DPT's successors
 
 Each run shows its progress (epoch, average loss, time left) in one line that updates, then its result.
 Each run is an ordinary train.py run (configs/trainers/<TRAINER>/toy.yaml) whose folder follows the

@@ -7,7 +7,7 @@
 #   base2new       base2new_train.sh then base2new_test.sh, per benchmark
 #   xd_test        the 10 benchmarks other than ImageNet (cross-dataset transfer)
 #   eval           imagenetv2, imagenet_sketch, imagenet_a, imagenet_r (domain generalisation)
-# METHOD is a folder of scripts/ (coop, cocoop, dpt, vlp, vpt, zsclip). A dataset that fails is
+# METHOD is a folder of scripts/ (coop, cocoop, dpt, vlp, vpt, zsclip, maple, ivlp, promptsrc). A dataset that fails is
 # reported and the others still run; the exit status is 1 if any failed (2 on a usage error).
 # Examples:
 #   bash scripts/run_all_datasets.sh main coop rn50_ep50 end 16 1 False

@@ -10,7 +10,9 @@ from dpt_tools import benchmark
 def test_benchmark_reports_every_trainer(tiny_clip_file, capsys):
     rows = benchmark.main(["--backbone", "tiny", "--path", tiny_clip_file, "--classes", "4", "--batch-size", "2",
                            "--steps", "1", "--precision", "fp32", "--device", "cpu",
-                           "--opts", "TRAINER.DPT.BOTTOMLIMIT", "2"])
+                           "--opts", "TRAINER.DPT.BOTTOMLIMIT", "2", "TRAINER.MAPLE.PROMPT_DEPTH", "2",
+                           "TRAINER.IVLP.PROMPT_DEPTH_TEXT", "2", "TRAINER.IVLP.PROMPT_DEPTH_VISION", "2",
+                           "TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT", "2", "TRAINER.PROMPTSRC.PROMPT_DEPTH_VISION", "2"])
     assert [row["trainer"] for row in rows] == list(benchmark.default_configs())
     by_name = {row["trainer"]: row for row in rows}
     assert by_name["ZeroshotCLIP"]["trainable"] == 0 and "train_img_s" not in by_name["ZeroshotCLIP"]

@@ -6,7 +6,7 @@ from pathlib import Path
 from dpt_tools import demo
 from dpt_tools.results_common import run_accuracy
 
-TRAINERS = ["ZeroshotCLIP", "LinearProbe", "CoOp", "CoCoOp", "VPT", "VLP", "DPT"]
+TRAINERS = ["ZeroshotCLIP", "LinearProbe", "CoOp", "CoCoOp", "VPT", "VLP", "DPT", "MaPLe", "IVLP", "PromptSRC"]
 
 
 def test_demo_runs_each_toy_recipe_and_prints_the_table(tmp_path, capsys):

@@ -74,16 +74,21 @@ def test_one_ddp_step_equals_one_process_on_the_global_batch(method, tmp_path):
             torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
 
 
-def test_train_py_under_torchrun_logs_once_and_saves_loadable_checkpoints(data_root, tiny_clip_file, tmp_path,
-                                                                          run_train):
-    out = tmp_path / "ddp"
-    opts = ("TRAINER.DPT.PREC", "fp32", "TRAINER.DPT.BOTTOMLIMIT", "2", "OPTIM.LR", "0.01")
-    args = folder_run_args(data_root, tiny_clip_file, out, trainer="DPT", epochs=1, extra=opts)
+def run_under_torchrun(args):
+    """train.py with `args` in WORLD_SIZE processes under torchrun (CPU, gloo, the bundled engine)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", DASSL_BACKEND="lite")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD_SIZE}",
                os.path.join(ROOT, "train.py"), *args]
     result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_train_py_under_torchrun_logs_once_and_saves_loadable_checkpoints(data_root, tiny_clip_file, tmp_path,
+                                                                          run_train):
+    out = tmp_path / "ddp"
+    opts = ("TRAINER.DPT.PREC", "fp32", "TRAINER.DPT.BOTTOMLIMIT", "2", "OPTIM.LR", "0.01")
+    args = folder_run_args(data_root, tiny_clip_file, out, trainer="DPT", epochs=1, extra=opts)
+    run_under_torchrun(args)
     assert glob.glob(str(out / "log.txt*")) == [str(out / "log.txt")]
     log = (out / "log.txt").read_text()
     # 24 training images, global batch 8 = 4 per process: 3 steps per epoch
@@ -94,3 +99,19 @@ def test_train_py_under_torchrun_logs_once_and_saves_loadable_checkpoints(data_r
     reloaded = run_train(["--eval-only", "--model-dir", str(out), "--load-epoch", "1"]
                          + folder_run_args(data_root, tiny_clip_file, tmp_path / "eval", trainer="DPT", extra=opts))
     assert reloaded == pytest.approx(ddp_accuracy, abs=0.051)  # the log prints one decimal
+
+
+def test_promptsrc_under_torchrun_aggregates_once_and_saves_the_average(data_root, tiny_clip_file, tmp_path, run_train):
+    """PromptSRC's GPA runs in every process on the same (all-reduced) parameters; rank 0 saves the average."""
+    out = tmp_path / "ddp"
+    opts = ("TRAINER.PROMPTSRC.PREC", "fp32", "TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT", "2",
+            "TRAINER.PROMPTSRC.PROMPT_DEPTH_VISION", "2", "TRAINER.PROMPTSRC.GPA_MEAN", "1")
+    args = folder_run_args(data_root, tiny_clip_file, out, trainer="PromptSRC", epochs=2, extra=opts)
+    run_under_torchrun(args)
+    log = (out / "log.txt").read_text()
+    assert "Distributed training: 2 processes" in log and log.count("GPA: the trained parameters") == 1
+    ddp_accuracy = float(log.split("* accuracy: ")[-1].split("%")[0])
+    reloaded = run_train(["--eval-only", "--model-dir", str(out), "--load-epoch", "2"]
+                         + folder_run_args(data_root, tiny_clip_file, tmp_path / "eval", trainer="PromptSRC",
+                                           extra=opts))
+    assert reloaded == pytest.approx(ddp_accuracy, abs=0.051)

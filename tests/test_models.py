@@ -25,12 +25,20 @@ OPTIONS = {
     "VPTCLIP": {"template": "{} texture.", "n_visual_tokens": 3},
     "VLPCLIP": {"template": "{} texture.", "n_ctx": 4, "n_visual_tokens": 3},
     "DPTCLIP": {"n_class_aware_blocks": 2, "n_class_prompts": 2, "template": "{} texture.", "n_ctx": 4},
+    "KgCoOpCLIP": {"template": "{} texture."},
+    "ProGradCLIP": {"template": "a photo of a {}.", "n_ctx": 6, "init_from_template": True},
+    "MaPLeCLIP": {"n_ctx": 2, "depth": 2},
+    "IVLPCLIP": {"n_ctx_text": 4, "n_ctx_vision": 3, "depth_text": 2, "depth_vision": 1},
+    "PromptSRCCLIP": {"depth_text": 2, "depth_vision": 2, "templates": ["a photo of a {}.", "art of a {}."]},
 }
 # What each model adds to `logits` in training mode.
 TRAINING_OUTPUTS = {
     "CoOpCLIP": {"text_features"},
     "VLPCLIP": {"text_guidance_logits", "visual_guidance_logits"},
     "DPTCLIP": {"text_guidance_logits", "visual_guidance_logits", "aux_logits", "class_indices"},
+    "KgCoOpCLIP": {"text_features", "knowledge_distance"},
+    "ProGradCLIP": {"text_features", "zero_shot_logits"},
+    "PromptSRCCLIP": {"image_features", "text_features", "zs_image_features", "zs_text_features", "zs_logits"},
 }
 
 

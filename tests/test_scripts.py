@@ -105,3 +105,29 @@ def test_scripts_use_per_run_folders_skip_finished_runs_and_need_data(tmp_path):
     transfer = run_script("vlp/xd_test.sh", "imagenet_sketch", DATA=str(tmp_path), DRY_RUN="1", SEEDS="1")
     assert ("--output-dir output/evaluation/VLP/vit_b32_16shots/nctx16_cscFalse_ctpend/imagenet_sketch/seed1 "
             "--model-dir output/imagenet/VLP/vit_b32_16shots/nctx16_cscFalse_ctpend/seed1") in transfer.stdout
+
+
+@pytest.mark.parametrize("method,trainer,configs", [
+    ("maple", "MaPLe", ("vit_b16_c2_ep5_batch4_2ctx", "vit_b16_c2_ep5_batch4_2ctx",
+                        "vit_b16_c2_ep5_batch4_2ctx_cross_datasets")),
+    ("ivlp", "IVLP", ("vit_b16_c2_ep5_batch4_2+2ctx",) * 3),
+    ("promptsrc", "PromptSRC", ("vit_b16_c2_ep50_batch4_4+4ctx_few_shot", "vit_b16_c2_ep20_batch4_4+4ctx",
+                                "vit_b16_c2_ep20_batch4_4+4ctx_cross_datasets")),
+])
+def test_successor_scripts_run_each_protocol_with_the_authors_config_for_it(method, trainer, configs):
+    few_shot, base2new, cross_dataset = configs
+    expected = {
+        ("main.sh", "dtd", "4"): f"configs/trainers/{trainer}/{few_shot}.yaml --output-dir "
+                                 f"output/dtd/{trainer}/{few_shot}_4shots/seed1 DATASET.NUM_SHOTS 4",
+        ("base2new_train.sh", "eurosat"): f"--output-dir output/base2new/train_base/eurosat/shots_16/{trainer}/"
+                                          f"{base2new}/seed1 DATASET.NUM_SHOTS 16 DATASET.SUBSAMPLE_CLASSES base",
+        ("base2new_test.sh", "eurosat"): f"--model-dir output/base2new/train_base/eurosat/shots_16/{trainer}/"
+                                         f"{base2new}/seed1",
+        ("xd_train.sh",): f"--output-dir output/imagenet/{trainer}/{cross_dataset}_16shots/seed1",
+        ("xd_test.sh", "dtd"): f"--model-dir output/imagenet/{trainer}/{cross_dataset}_16shots/seed1",
+        ("eval.sh", "imagenet_r"): f"--model-dir output/imagenet/{trainer}/{cross_dataset}_16shots/seed1",
+    }
+    for (script, *args), command in expected.items():
+        run = dry_run(f"{method}/{script}", *args)
+        assert run.returncode == 0, run.stderr
+        assert f"--trainer {trainer} " in run.stdout and command in run.stdout, (script, run.stdout)

@@ -17,7 +17,13 @@ from trainers.base import registered_methods
 PROJECT_TRAINERS = sorted(registered_methods())
 # What a trainer needs on the tiny CLIP, by config node (none for the others): DPT's class-aware block
 # within the 2-block ViT (BOTTOMLIMIT 2: block 0 deep prompts, block 1 class-aware).
-TINY_CLIP_OPTS = {"DPT": ("TRAINER.DPT.BOTTOMLIMIT", "2")}
+# MaPLe, IVLP and PromptSRC: prompts in both blocks of each 2-block tower (their defaults need ViT-B's 12).
+TINY_CLIP_OPTS = {
+    "DPT": ("TRAINER.DPT.BOTTOMLIMIT", "2"),
+    "MAPLE": ("TRAINER.MAPLE.PROMPT_DEPTH", "2"),
+    "IVLP": ("TRAINER.IVLP.PROMPT_DEPTH_TEXT", "2", "TRAINER.IVLP.PROMPT_DEPTH_VISION", "2"),
+    "PROMPTSRC": ("TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT", "2", "TRAINER.PROMPTSRC.PROMPT_DEPTH_VISION", "2"),
+}
 
 # Autocast keeps fp32 parameters and computes the losses in fp32 from fp32 logits; only activations
 # are rounded, to fp16 (unit roundoff 2^-11) or bf16 (2^-8), over the 2 + 2 blocks of the tiny CLIP.

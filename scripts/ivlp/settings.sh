@@ -1,0 +1,10 @@
+# IVLP's settings for the scripts in scripts/common (scripts/common/lib.sh documents each variable).
+# Its configs, the authors give only base-to-new recipes: every entry point uses the MaPLe paper's one: DEFAULT_CFG (few-shot), B2N_CFG (base-to-new), XD_CFG (cross-dataset / DG);
+# the entry points set DEFAULT_CFG to theirs.
+export CFG_NODE=IVLP
+export DEFAULT_CFG="vit_b16_c2_ep5_batch4_2+2ctx"
+B2N_CFG="vit_b16_c2_ep5_batch4_2+2ctx"
+XD_CFG="vit_b16_c2_ep5_batch4_2+2ctx"
+# The configs set the prompt tokens; no variant options, so run folders have no variant level.
+export NCTX="" CSC="" CTP=""
+export IMAGENET_OPTS="${IMAGENET_OPTS-}"

@@ -1,0 +1,6 @@
+#!/bin/bash
+# IVLP: cross-dataset: evaluate the ImageNet-trained prompts on DATASET.
+# Usage: bash scripts/ivlp/xd_test.sh DATASET [CFG] [SHOTS=16]
+source "$(dirname "$0")/settings.sh"
+export DEFAULT_CFG="${XD_CFG}"
+exec bash "$(dirname "$0")/../common/transfer_eval.sh" IVLP "$@"

@@ -1,0 +1,10 @@
+# MaPLe's settings for the scripts in scripts/common (scripts/common/lib.sh documents each variable).
+# Its configs, the authors give no few-shot recipe: main.sh uses the base-to-new config: DEFAULT_CFG (few-shot), B2N_CFG (base-to-new), XD_CFG (cross-dataset / DG);
+# the entry points set DEFAULT_CFG to theirs.
+export CFG_NODE=MAPLE
+export DEFAULT_CFG="vit_b16_c2_ep5_batch4_2ctx"
+B2N_CFG="vit_b16_c2_ep5_batch4_2ctx"
+XD_CFG="vit_b16_c2_ep5_batch4_2ctx_cross_datasets"
+# The configs set the prompt tokens; no variant options, so run folders have no variant level.
+export NCTX="" CSC="" CTP=""
+export IMAGENET_OPTS="${IMAGENET_OPTS-}"

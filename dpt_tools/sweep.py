@@ -132,23 +132,24 @@ def method_scripts(trainer):
 
 
 def default_config(trainer):
-    """The trainer's default config as `<Trainer folder>/<name>` (e.g. "DPT/vit_b32"): the trainer class's
-    `default_config` attribute when it has one, else its scripts' DEFAULT_CFG."""
+    """The config a run of `trainer` uses when none is given, as `<Trainer folder>/<name>` (e.g. "DPT/vit_b32"):
+    its scripts' DEFAULT_CFG (scripts/<method>/settings.sh: what `bash scripts/<method>/main.sh` runs), else
+    the trainer class's `default_config` attribute (a trainer without scripts)."""
     import trainers  # noqa: F401  (registers the trainers)
     from dassl_compat import TRAINER_REGISTRY
 
+    scripts = method_scripts(trainer)
+    if scripts is not None:
+        return f"{trainer}/{scripts.default_cfg}"
     declared = getattr(TRAINER_REGISTRY.get(trainer), "default_config", None)
     if declared:
         return declared
     if is_zero_shot(trainer):
         return "CoOp/vit_b16"  # scripts/zsclip/zeroshot.sh: CoOp's configs, the paper's backbone
-    scripts = method_scripts(trainer)
-    if scripts is None:
-        raise UserError(
-            f"Trainer {trainer} names no default config (no `default_config` attribute, no scripts/<method>/ "
-            f"folder): give one with --configs {trainer}/<name>."
-        )
-    return f"{trainer}/{scripts.default_cfg}"
+    raise UserError(
+        f"Trainer {trainer} names no default config (no scripts/<method>/ folder, no `default_config` "
+        f"attribute): give one with --configs {trainer}/<name>."
+    )
 
 
 def supports(trainer, protocol):

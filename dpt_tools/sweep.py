@@ -132,24 +132,24 @@ def method_scripts(trainer):
 
 
 def default_config(trainer):
-    """The config a sweep runs by default, as `<Trainer folder>/<name>` (e.g. "DPT/vit_b32"): the one its
-    scripts run (their DEFAULT_CFG; zero-shot CLIP: CoOp's ViT-B/16 config, as scripts/zsclip/zeroshot.sh),
-    else, for a trainer without scripts, the trainer class's `default_config` (the benchmark's)."""
-    if is_zero_shot(trainer):
-        return "CoOp/vit_b16"
-    scripts = method_scripts(trainer)
-    if scripts is not None:
-        return f"{trainer}/{scripts.default_cfg}"
+    """The config a run of `trainer` uses when none is given, as `<Trainer folder>/<name>` (e.g. "DPT/vit_b32"):
+    its scripts' DEFAULT_CFG (scripts/<method>/settings.sh: what `bash scripts/<method>/main.sh` runs), else
+    the trainer class's `default_config` attribute (a trainer without scripts)."""
     import trainers  # noqa: F401  (registers the trainers)
     from dassl_compat import TRAINER_REGISTRY
 
+    scripts = method_scripts(trainer)
+    if scripts is not None:
+        return f"{trainer}/{scripts.default_cfg}"
     declared = getattr(TRAINER_REGISTRY.get(trainer), "default_config", None)
-    if not declared:
-        raise UserError(
-            f"Trainer {trainer} names no default config (no scripts/<method>/ folder, no `default_config` "
-            f"attribute): give one with --configs {trainer}/<name>."
-        )
-    return declared
+    if declared:
+        return declared
+    if is_zero_shot(trainer):
+        return "CoOp/vit_b16"  # scripts/zsclip/zeroshot.sh: CoOp's configs, the paper's backbone
+    raise UserError(
+        f"Trainer {trainer} names no default config (no scripts/<method>/ folder, no `default_config` "
+        f"attribute): give one with --configs {trainer}/<name>."
+    )
 
 
 def supports(trainer, protocol):

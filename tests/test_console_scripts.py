@@ -23,12 +23,14 @@ SESSION = {
     "dpt-plot": ["output", "--output", "few_shot.png"],
     "dpt-interpret": ["output/toy_fog/DPT/toy_1shots/seed1", "--topk", "1"],
     "dpt-visualize": ["output/toy_fog/DPT/toy_1shots/seed1", "--out", "attention", "--num-images", "1"],
+    "dpt-sweep": ["launch", "--spec", "toy", "--root", "data", "--output", "sweep_output", "--dry-run"],
     "dpt-benchmark": ["--backbone", "ToyCLIP-ViT", "--trainers", "CoOp", "--classes", "4", "--batch-size", "2",
                       "--steps", "1", "--precision", "fp32", "--device", "cpu"],
 }
 FAILURES = {  # a failure of the tool's work (not of its arguments): non-zero
     "dpt-check-data": ["--root", "empty", "toy_fog"],
     "dpt-results": ["few-shot", "empty"],
+    "dpt-sweep": ["status", "empty"],
 }
 
 

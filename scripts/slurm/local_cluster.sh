@@ -96,11 +96,19 @@ start() {
 }
 
 stop() {
-    local pid_file
+    local pid_file pids=()
     for pid_file in "${STATE}/slurmd.pid" "${STATE}/slurmctld.pid" "${STATE}/munged.pid"; do
         if [ -f "${pid_file}" ]; then
-            kill "$(cat "${pid_file}")" 2>/dev/null || true
+            pids+=("$(cat "${pid_file}")")
+            kill "${pids[-1]}" 2>/dev/null || true
         fi
+    done
+    local pid
+    for pid in "${pids[@]}"; do  # the daemons write their state as they stop: wait for them before removing it
+        for _ in $(seq 50); do
+            kill -0 "${pid}" 2>/dev/null || break
+            sleep 0.2
+        done
     done
     if [ "$(readlink "${CONF_LINK}" 2>/dev/null)" = "${STATE}/slurm.conf" ]; then
         rm -f "${CONF_LINK}"

@@ -187,7 +187,7 @@ def visualize(run_dir, out_dir, split="test", num_images=8, image_files=None, n_
         pil_images = load_image_files([item.impath for item in items])
         names = [f"{osp.basename(osp.dirname(item.impath))}_{osp.basename(item.impath)}" for item in items]
         labels = [item.label for item in items]
-    batch = torch.stack([trainer.dm.tfm_test(image) for image in pil_images]).to(trainer.device)
+    batch = torch.stack([trainer.test_transform(image) for image in pil_images]).to(trainer.device)
     traced = trace_attention(model, batch)
     mean = torch.tensor(trainer.cfg.INPUT.PIXEL_MEAN).view(3, 1, 1)
     std = torch.tensor(trainer.cfg.INPUT.PIXEL_STD).view(3, 1, 1)

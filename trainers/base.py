@@ -196,6 +196,12 @@ class ClipPromptTrainer(TrainerX):
         finally:
             self.cfg = cfg
 
+    @property
+    def test_transform(self):
+        """The test-time transform of the data loaders (PIL image -> [3, H, W]); Dassl's DataManager keeps
+        no attribute for it, so it is read from the test loader's dataset, as both engines build it."""
+        return self.test_loader.dataset.transform
+
     def load_clip(self, cfg):
         backbone = cfg.MODEL.BACKBONE
         pretrained = weight_tag(backbone)

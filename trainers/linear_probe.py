@@ -214,7 +214,7 @@ class LinearProbe(ClipPromptTrainer):
             images = []
             for path in paths[start : start + batch_size]:
                 with Image.open(path) as image:
-                    images.append(self.dm.tfm_test(image.convert("RGB")))
+                    images.append(self.test_transform(image.convert("RGB")))
             with self.autocast():
                 batch = self.model.clip_model.encode_image(torch.stack(images).to(self.device))
             features.append(batch.float().cpu().numpy())

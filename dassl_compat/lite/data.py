@@ -311,8 +311,6 @@ class DataManager:
         self._num_source_domains = len(cfg.DATASET.SOURCE_DOMAINS)
         self._lab2cname = dataset.lab2cname
         self.dataset = dataset
-        self.tfm_train = tfm_train
-        self.tfm_test = tfm_test
         if cfg.VERBOSE:
             self.show_dataset_summary(cfg)
 

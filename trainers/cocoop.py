@@ -116,6 +116,7 @@ class CoCoOp(CoOp):
     """Trains the context and the meta-net (the prompt learner) with cross-entropy (TRAINER.COCOOP)."""
 
     config_node = "COCOOP"
+    weight_options = ("N_CTX",)
 
     def build_clip_model(self, clip_model, classnames):
         return CoCoOpCLIP(clip_model, classnames, self.method_cfg.N_CTX, self.method_cfg.CTX_INIT)

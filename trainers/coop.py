@@ -70,6 +70,7 @@ class CoOp(ClipPromptTrainer):
     """Trains only the prompt learner's context with cross-entropy (TRAINER.COOP)."""
 
     config_node = "COOP"
+    weight_options = ("N_CTX", "CSC", "CLASS_TOKEN_POSITION")
     class_dependent_keys = ("token_prefix", "token_suffix")
 
     def build_clip_model(self, clip_model, classnames):

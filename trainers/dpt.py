@@ -130,6 +130,7 @@ class DPT(VLP):
     """
 
     config_node = "DPT"
+    weight_options = VLP.weight_options + ("BOTTOMLIMIT", "CPN", "CAVPT_EXTRA_TOKENS", "CAVPT_ATTN_DIM")
     class_dependent_keys = ("token_prefix", "token_suffix", "aux_classifier")
 
     def check_method_cfg(self, node):

@@ -31,9 +31,7 @@ from yacs.config import CfgNode as CN
 from dassl_compat import TRAINER_REGISTRY
 from dassl_compat.errors import UserError
 
-from . import open_clip_backbone
 from .base import ClipPromptTrainer
-from .clip_backbone import resolve_weights_file
 
 COARSE_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
 
@@ -96,15 +94,6 @@ def linear_head(classifier, num_classes):
         head.weight[rows] = coef
         head.bias[rows] = intercept
     return head
-
-
-def file_digest(path, chunk=1 << 20):
-    """SHA-1 of a file's content (hex, 12 characters)."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as file:
-        while block := file.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()[:12]
 
 
 class FeatureCache:
@@ -179,13 +168,7 @@ class LinearProbe(ClipPromptTrainer):
     def feature_fingerprint(self):
         """12 hex digits hashing the CLIP weights file and the input pipeline that features depend on."""
         cfg = self.backbone_input_cfg or self.cfg  # an open_clip model's own preprocessing, where it has one
-        backbone = cfg.MODEL.BACKBONE
-        if backbone.PATH:
-            weights = file_digest(backbone.PATH)
-        elif open_clip_backbone.is_open_clip(backbone.NAME):
-            weights = f"{backbone.NAME} {backbone.PRETRAINED}"  # a model folder or a published weight tag
-        else:
-            weights = file_digest(resolve_weights_file(backbone.NAME))
+        weights = self.weight_record["backbone_weights"]
         pipeline = repr((cfg.INPUT.SIZE, cfg.INPUT.INTERPOLATION, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD,
                          self.precision))
         return hashlib.sha1(f"{weights} {pipeline}".encode()).hexdigest()[:12]

@@ -130,6 +130,7 @@ class VLP(ClipPromptTrainer):
     """
 
     config_node = "VLP"
+    weight_options = ("N_CTX", "CSC", "CLASS_TOKEN_POSITION", "VPT_N_CTX")
     requires_vit = True
     class_dependent_keys = ("token_prefix", "token_suffix")
 

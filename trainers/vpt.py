@@ -54,6 +54,7 @@ class VPT(ClipPromptTrainer):
     """Deep visual prompt tuning of CLIP's ViT with the zero-shot template classifier (TRAINER.VPT)."""
 
     config_node = "VPT"
+    weight_options = ("N_CTX",)
     requires_vit = True
 
     def check_method_cfg(self, node):

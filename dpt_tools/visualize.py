@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
+from dassl_compat.images import to_rgb8
 from dpt_tools.run_folder import build_run_trainer
 from trainers.visual import block_attention_weights
 
@@ -112,7 +113,7 @@ def load_image_files(paths):
     for path in paths:
         try:
             with Image.open(path) as image:
-                images.append(image.convert("RGB"))
+                images.append(to_rgb8(image))
         except (UnidentifiedImageError, IsADirectoryError, FileNotFoundError) as error:
             raise UserError(
                 f"{path} is not an image file ({type(error).__name__}): pass PNG or JPEG files to --images, "

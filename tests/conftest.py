@@ -68,6 +68,15 @@ def data_root(tmp_path_factory):
     return str(root)
 
 
+def config_node(trainer):
+    """The TRAINER.<node> a registered trainer of the project reads (COOP for another, e.g. a plugin's)."""
+    import trainers  # noqa: F401  (registers the trainers)
+    from dassl_compat import TRAINER_REGISTRY
+
+    registered = trainer in TRAINER_REGISTRY.registered_names()
+    return getattr(TRAINER_REGISTRY.get(trainer), "config_node", "") if registered else "COOP"
+
+
 def folder_run_args(data_root, clip_file, output_dir, trainer="CoOp", epochs=2, extra=()):
     """train.py arguments for a short CPU run on the `colours` folder dataset. A run of 1 epoch is all warmup:
     it checks the plumbing, not learning, and says so (TRAIN.ALLOW_NO_LEARNING True)."""
@@ -96,7 +105,7 @@ def folder_run_args(data_root, clip_file, output_dir, trainer="CoOp", epochs=2, 
         "OPTIM.WARMUP_TYPE", "constant",
         "OPTIM.WARMUP_CONS_LR", "1e-5",
         "TRAIN.PRINT_FREQ", "1",
-        "TRAINER.COOP.PREC", "fp32",
+        f"TRAINER.{config_node(trainer)}.PREC", "fp32",
         *(("TRAIN.ALLOW_NO_LEARNING", "True") if epochs <= 1 else ()),
         *extra,
     ]

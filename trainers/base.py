@@ -80,6 +80,7 @@ class ClipPromptTrainer(TrainerX):
     # Keys of TRAINER.<config_node> that shape the learned weights or give them their meaning: checkpoints
     # record them, and loading under other values is refused (weights_record.py).
     weight_options = ()
+    shares_config_files_with = ()  # trainers whose config files this one runs with (their sections are read too)
 
     def __init__(self, cfg):
         self.preloaded_clip = None

@@ -30,6 +30,7 @@ from yacs.config import CfgNode as CN
 
 from dassl_compat import TRAINER_REGISTRY
 from dassl_compat.errors import UserError
+from dassl_compat.images import to_rgb8
 
 from .base import ClipPromptTrainer
 
@@ -197,7 +198,7 @@ class LinearProbe(ClipPromptTrainer):
             images = []
             for path in paths[start : start + batch_size]:
                 with Image.open(path) as image:
-                    images.append(self.test_transform(image.convert("RGB")))
+                    images.append(self.test_transform(to_rgb8(image)))
             with self.autocast():
                 batch = self.model.clip_model.encode_image(torch.stack(images).to(self.device))
             features.append(batch.float().cpu().numpy())

@@ -43,6 +43,7 @@ class ZeroshotCLIP(ClipPromptTrainer):
     """CLIP with fixed text features of the dataset's template; nothing is trained."""
 
     config_node = "ZSCLIP"
+    shares_config_files_with = ("CoOp",)  # zero-shot CLIP runs with CoOp's config files, as in CoOp's scripts
 
     def templates(self):
         return [self.template]

@@ -64,7 +64,7 @@ def object_attention_ratios(run_dir, untrained=False, batch_size=200):
 @contextlib.contextmanager
 def _skip_loading(trainer_class):
     load_model = trainer_class.load_model
-    trainer_class.load_model = lambda self, directory, epoch=None: None
+    trainer_class.load_model = lambda self, directory, epoch=None, allow_mismatch=False: None
     try:
         yield
     finally:

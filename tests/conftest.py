@@ -68,13 +68,15 @@ def data_root(tmp_path_factory):
     return str(root)
 
 
-def config_node(trainer):
-    """The TRAINER.<node> a registered trainer of the project reads (COOP for another, e.g. a plugin's)."""
+def fp32_option(trainer):
+    """(TRAINER.<node>.PREC, fp32) for a trainer of the project; none for another (a plugin's, registered
+    only when train.py imports it: its test gives its own precision)."""
     import trainers  # noqa: F401  (registers the trainers)
     from dassl_compat import TRAINER_REGISTRY
 
-    registered = trainer in TRAINER_REGISTRY.registered_names()
-    return getattr(TRAINER_REGISTRY.get(trainer), "config_node", "") if registered else "COOP"
+    if trainer not in TRAINER_REGISTRY.registered_names():
+        return ()
+    return (f"TRAINER.{TRAINER_REGISTRY.get(trainer).config_node}.PREC", "fp32")
 
 
 def folder_run_args(data_root, clip_file, output_dir, trainer="CoOp", epochs=2, extra=()):
@@ -105,7 +107,7 @@ def folder_run_args(data_root, clip_file, output_dir, trainer="CoOp", epochs=2, 
         "OPTIM.WARMUP_TYPE", "constant",
         "OPTIM.WARMUP_CONS_LR", "1e-5",
         "TRAIN.PRINT_FREQ", "1",
-        f"TRAINER.{config_node(trainer)}.PREC", "fp32",
+        *fp32_option(trainer),
         *(("TRAIN.ALLOW_NO_LEARNING", "True") if epochs <= 1 else ()),
         *extra,
     ]

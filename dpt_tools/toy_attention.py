@@ -42,7 +42,7 @@ def object_attention_ratios(run_dir, untrained=False, batch_size=200):
     ratios = {"label": [], "other": [], "cls": []}
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
-        images = torch.stack([trainer.dm.tfm_test(image) for image in load_image_files([i.impath for i in chunk])])
+        images = torch.stack([trainer.test_transform(image) for image in load_image_files([i.impath for i in chunk])])
         traced = trace_attention(trainer.model, images.to(trainer.device))
         for row, item in enumerate(chunk):
             class_index = folders.index(osp.basename(osp.dirname(item.impath)))

@@ -196,14 +196,20 @@ def import_plugin(name):
         ) from err
 
 
-def setup_cfg(args, plugins=()):
-    """Defaults -> extend_cfg (ours, then the plugins') -> dataset yaml -> trainer yaml -> CLI args
-    -> opts -> freeze."""
+def default_cfg(plugins=()):
+    """Dassl's defaults -> extend_cfg (ours, then the plugins')."""
     cfg = get_cfg_default()
     extend_cfg(cfg)
     for plugin in plugins:
         if hasattr(plugin, "extend_cfg"):
             plugin.extend_cfg(cfg)
+    return cfg
+
+
+def setup_cfg(args, plugins=()):
+    """Defaults -> extend_cfg (ours, then the plugins') -> dataset yaml -> trainer yaml -> CLI args
+    -> opts -> freeze."""
+    cfg = default_cfg(plugins)
     if args.dataset_config_file:
         merge_file(cfg, resolve_config(args.dataset_config_file, "datasets"), "--dataset-config-file")
     if args.config_file:
@@ -232,6 +238,35 @@ def check_registered(registry, name, key, how):
         f"{key} {name!r} is not registered.{hint} Registered: {', '.join(names)}. "
         "Fix the name, or register your own with --plugin."
     )
+
+
+def check_trainer_sections(cfg, defaults):
+    """A UserError when the config files or options set keys of another trainer's TRAINER.<NODE> section
+    (values other than the defaults): the run's trainer would ignore them without a word. A trainer also
+    reads the sections of the trainers whose config files it runs with (`shares_config_files_with`)."""
+    trainer = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
+    own = getattr(trainer, "config_node", "")
+    if not own:  # a trainer of a plugin: its sections are its own business
+        return
+    shared = {TRAINER_REGISTRY.get(name).config_node for name in getattr(trainer, "shares_config_files_with", ())}
+    owners = {}
+    for name in sorted(TRAINER_REGISTRY.registered_names()):
+        owners.setdefault(getattr(TRAINER_REGISTRY.get(name), "config_node", ""), name)
+    foreign = [
+        f"TRAINER.{node}.{key}"
+        for node, owner in owners.items()
+        if node and node != own and node not in shared and node in cfg.TRAINER
+        for key, value in cfg.TRAINER[node].items()
+        if value != defaults.TRAINER[node].get(key)
+    ]
+    if foreign:
+        nodes = sorted({key.split(".")[1] for key in foreign})
+        raise UserError(
+            f"The config sets {', '.join(foreign)}: options of {', '.join(owners[n] for n in nodes)}, which "
+            f"{cfg.TRAINER.NAME} does not read (it reads TRAINER.{own}); the run would ignore them without a word. "
+            f"Use a config file of {cfg.TRAINER.NAME} (configs/trainers/{cfg.TRAINER.NAME}/; `dpt-config` lists "
+            f"them), or run the trainer the config is for (--trainer {owners[nodes[0]]})."
+        )
 
 
 def print_args(args, cfg):
@@ -295,6 +330,7 @@ def run(args):
         "DATASET.NAME",
         "give --dataset-config-file configs/datasets/<dataset>.yaml (or DATASET.NAME NAME)",
     )
+    check_trainer_sections(cfg, default_cfg(plugins))
     if args.compare_recorded_config:
         check_recorded_config(cfg, cfg.OUTPUT_DIR)
         return None
@@ -321,6 +357,8 @@ def run(args):
         print("Collecting env info ...")
         print(f"** System info **\n{collect_env_info()}\n")
         trainer = build_trainer(cfg)
+        if training and hasattr(trainer, "check_training_cfg"):  # before the output folder is touched
+            trainer.check_training_cfg()
         if rank == 0:
             record_run(cfg, training)
         if args.eval_only:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from dassl_compat.images import to_rgb8
 from dpt_models.errors import UserError, add_debug_argument, exit_on_user_error
 from dpt_tools.arguments import int_at_least
 from dpt_tools.run_folder import build_run_trainer
@@ -83,7 +84,7 @@ def load_image_files(paths):
     for path in paths:
         try:
             with Image.open(path) as image:
-                images.append(image.convert("RGB"))
+                images.append(to_rgb8(image))
         except (UnidentifiedImageError, IsADirectoryError, FileNotFoundError) as error:
             raise UserError(
                 f"{path} is not an image file ({type(error).__name__}): pass PNG or JPEG files to --images, "
@@ -158,7 +159,7 @@ def visualize(run_dir, out_dir, split="test", num_images=8, image_files=None, n_
         pil_images = load_image_files([item.impath for item in items])
         names = [f"{osp.basename(osp.dirname(item.impath))}_{osp.basename(item.impath)}" for item in items]
         labels = [item.label for item in items]
-    batch = torch.stack([trainer.dm.tfm_test(image) for image in pil_images]).to(trainer.device)
+    batch = torch.stack([trainer.test_transform(image) for image in pil_images]).to(trainer.device)
     traced = trace_attention(model, batch)
     mean = torch.tensor(trainer.cfg.INPUT.PIXEL_MEAN).view(3, 1, 1)
     std = torch.tensor(trainer.cfg.INPUT.PIXEL_STD).view(3, 1, 1)

@@ -54,10 +54,9 @@ def test_every_precision_mode_computes_the_fp32_step(tmp_path, data_root, tiny_c
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_coop_trains_in_mixed_precision_with_fp32_parameters(run_train, tmp_path, data_root, tiny_clip_file,
                                                              precision):
-    extra = ("TRAINER.COOP.PREC", precision)
-    args = folder_run_args(data_root, tiny_clip_file, tmp_path / precision, epochs=1)
-    args[args.index("TRAINER.COOP.PREC") + 1] = precision
-    trainer = run_train(args[:-2] + list(extra))
+    args = folder_run_args(data_root, tiny_clip_file, tmp_path / precision, epochs=1,
+                           extra=("TRAINER.COOP.PREC", precision))
+    trainer = run_train(args)
     assert trainer.model.prompt_learner.ctx.dtype == torch.float32
     assert not trainer.grad_scaler.is_enabled()  # on a CPU, fp16 runs in fp32 and says so; bf16 is autocast
     log = read_log(tmp_path / precision)

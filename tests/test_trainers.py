@@ -2,13 +2,15 @@
 covered by registering it. Each one trains exactly the parameters of its registered modules (CLIP stays
 frozen) and logs their count; its checkpoints hold those modules and load back exactly for evaluation
 (in-process, with train.py --eval-only, and as MODEL.INIT_WEIGHTS where one module trains), also for
-another class set (class-dependent entries aside); an evaluation reports the accuracy of the model it
-loaded, counted here from its logits. Zero-shot trainers train nothing and evaluate directly."""
+another class set (class-dependent entries aside); a run stopped after an epoch resumes to the same weights;
+an evaluation reports the accuracy of the model it loaded, counted here from its logits. Zero-shot trainers
+train nothing and evaluate directly."""
 import pytest
 import torch
 from conftest import read_log
 from trainer_runs import PROJECT_TRAINERS, assert_reports, build, run_args
 
+from dassl_compat import TrainerX
 from dpt_models.errors import UserError
 
 BASE = ("DATASET.SUBSAMPLE_CLASSES", "base")  # 2 of the folder's 4 classes
@@ -25,6 +27,23 @@ def assert_holds(trainer, learned):
     for name, state in learned.items():
         for key, value in state.items():
             assert trainer.is_class_dependent(key) or torch.equal(loaded[name][key], value), f"{name}.{key}"
+
+
+def assert_resumes_to(run_train, args, output_dir, learned):
+    """A run stopped (Ctrl-C) at the start of its second epoch and run again resumes from epoch 1 and ends
+    with exactly the weights of the uninterrupted run (`learned`)."""
+    def ctrl_c_in_the_second_epoch(trainer):
+        if trainer.epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TrainerX, "before_epoch", ctrl_c_in_the_second_epoch)
+        with pytest.raises(KeyboardInterrupt):
+            run_train(args)
+    resumed = run_train(args)
+    assert "Previous epoch: 1" in read_log(output_dir)
+    for name, state in state_dicts(resumed).items():
+        assert all(torch.equal(value, learned[name][key]) for key, value in state.items()), name
 
 
 @pytest.mark.parametrize("trainer_name", PROJECT_TRAINERS)
@@ -54,6 +73,9 @@ def test_trains_counts_checkpoints_reloads_and_loads_on_other_classes(run_train,
         assert all(torch.equal(saved[key], value) for key, value in learned[name].items()), name
     assert any(not torch.equal(value, state_dicts(fresh)[name][key])  # training moved something
                for name in names for key, value in learned[name].items())
+
+    if any(trainer._optims[name] is not None for name in names):  # trained by epochs (the linear probe is fitted)
+        assert_resumes_to(run_train, args("resumed"), tmp_path / "resumed", learned)
 
     fresh.load_model(str(tmp_path / "train"), epoch=2)  # what train.py --eval-only does
     assert_holds(fresh, learned)

@@ -13,6 +13,7 @@ methods: the tools, the plugin and the tests derive theirs from it.
 import contextlib
 import inspect
 import sys
+from functools import cached_property
 
 import torch
 import torch.distributed as dist
@@ -35,6 +36,7 @@ from dpt_models.clip_backbone import load_clip_from_cfg
 from dpt_models.errors import UserError
 from dpt_models.templates import template_for
 from dpt_models.text import PromptLearner, PromptTooLong, TextEncodingSwitch
+from dpt_runs import weights_record
 from dpt_runs.options import (
     check_options,
     choice,
@@ -50,6 +52,10 @@ from dpt_runs.options import (
 
 PRECISIONS = ("fp32", "fp16", "amp", "bf16")
 precision = choice(*PRECISIONS)  # the rule of every TRAINER.<NAME>.PREC
+HOW_TO_GET_A_VAL_SPLIT = (
+    "ImageFolder: a val/ folder of the same class folders beside train/ and test/, or one folder of classes, "
+    "which is split 50/20/30 into train/val/test; a benchmark: its split_zhou_*.json file, see DATASETS.md"
+)
 
 
 def extend_cfg(cfg):
@@ -70,6 +76,9 @@ def extend_cfg(cfg):
     # Encode the `[SOS] ctx` prefix that all classes share once instead of once per class (exact;
     # shared context with the class token at the end; CoCoOp: once per image). False: full prompts.
     cfg.MODEL.TEXT_SHARED_PREFIX = True
+    # A training run that cannot learn (no trainable parameter, OPTIM.MAX_EPOCH <= 0, no epoch after a
+    # module's warmup) is an error; True runs it anyway (a smoke test, a deliberately untrained baseline).
+    cfg.TRAIN.ALLOW_NO_LEARNING = False
 
 
 # The rules of the shared keys the trainers read (dpt_runs.options). Checked where CLIP is loaded:
@@ -128,6 +137,11 @@ class ClipPromptTrainer(TrainerX):
         eval_only: True if nothing is trained (zero-shot): run with --eval-only (default False).
         benchmarked: False to leave it out of dpt-benchmark (default True).
         in_plugin: True to offer it to a host Dassl harness through `dpt_plugin.setup` (default False).
+        weight_options: keys of TRAINER.<config_node> that shape the learned weights or give them their
+            meaning; checkpoints record them, and loading under other values is refused
+            (dpt_runs/weights_record.py; default: none).
+        shares_config_files_with: trainers whose config files this one runs with, so their TRAINER sections
+            are not another trainer's (zero-shot CLIP runs with CoOp's; default: none).
 
     and overrides:
         build_clip_model(clip_model, classnames): only if the model needs options from the config
@@ -150,6 +164,8 @@ class ClipPromptTrainer(TrainerX):
     eval_only = False
     benchmarked = True
     in_plugin = False
+    weight_options = ()
+    shares_config_files_with = ()
 
     def __init__(self, cfg):
         self.preloaded_clip = None
@@ -195,6 +211,50 @@ class ClipPromptTrainer(TrainerX):
                 if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.model, device_ids=device_ids, **ddp_options())
 
+    def train(self):
+        self.check_training_cfg()
+        super().train()
+
+    def check_training_cfg(self):
+        """Before training: the test split decides nothing, and the run can learn (see check_can_learn)."""
+        if self.cfg.TEST.FINAL_MODEL == "best_val" and not self.cfg.TEST.NO_TEST and not self.dm.dataset.val:
+            raise UserError(
+                f"TEST.FINAL_MODEL best_val picks the epoch with the best validation accuracy, but "
+                f"{self.cfg.DATASET.NAME} has no validation split: the epoch would be chosen on the test split. "
+                f"Use TEST.FINAL_MODEL last_step, or give the dataset a validation split ({HOW_TO_GET_A_VAL_SPLIT})."
+            )
+        if not self.cfg.TRAIN.ALLOW_NO_LEARNING:
+            self.check_can_learn()
+
+    def check_can_learn(self):
+        """A UserError when training would learn nothing: no trainable parameter, OPTIM.MAX_EPOCH <= 0, or
+        a module (with an optimiser) whose warmup lasts every epoch (it never reaches its learning rate)."""
+        allow = "Or set TRAIN.ALLOW_NO_LEARNING True if a run that learns nothing is what you mean (a smoke test)."
+        name = type(self).__name__
+        if not any(p.numel() for p in self.model.parameters() if p.requires_grad):
+            raise UserError(
+                f"{name} has no trainable parameters with these options (Trainable parameters: 0): training would "
+                f"report the untrained model as a result. Check the options that size what {name} learns "
+                f"(TRAINER.{self.config_node}.*, e.g. a context length N_CTX 0), or evaluate it with --eval-only. "
+                + allow
+            )
+        max_epoch = self.cfg.OPTIM.MAX_EPOCH
+        if max_epoch <= 0:
+            raise UserError(
+                f"OPTIM.MAX_EPOCH is {max_epoch}: no epoch would train, and the untrained model would be reported "
+                f"as the last-epoch model. Set OPTIM.MAX_EPOCH to 1 or more. " + allow
+            )
+        for module in self.get_model_names():
+            optim_cfg = self.optim_cfg_for(module)
+            if self._optims[module] is not None and optim_cfg.WARMUP_EPOCH >= max_epoch:
+                raise UserError(
+                    f"{name}'s module {module} warms up for {optim_cfg.WARMUP_EPOCH} epochs (OPTIM.WARMUP_EPOCH, "
+                    f"or the method's own warmup option) and OPTIM.MAX_EPOCH is {max_epoch}: every epoch would run "
+                    f"at the warmup learning rate ({optim_cfg.WARMUP_TYPE} warmup) and the run would end before "
+                    f"learning at OPTIM.LR. Set OPTIM.MAX_EPOCH above {optim_cfg.WARMUP_EPOCH}, or lower the warmup. "
+                    + allow
+                )
+
     def set_model_mode(self, mode="train", names=None):
         """Dassl switches only the registered modules; here the whole model follows, since it reads
         its own `training` flag (the text features cached per evaluation, training-only outputs).
@@ -226,6 +286,31 @@ class ClipPromptTrainer(TrainerX):
             for prefix, module in self._models[name].named_modules()
             if isinstance(module, PromptLearner) and module.ctx.dim() == 3
         }
+
+    def weight_option_keys(self):
+        return [f"TRAINER.{self.config_node}.{key}" for key in self.weight_options]
+
+    @cached_property
+    def weight_record(self):
+        """The backbone (name, weights fingerprint) and the weight-shaping options of this run."""
+        cfg = self.cfg
+        options = {key: cfg.TRAINER[self.config_node][key.rsplit(".", 1)[1]] for key in self.weight_option_keys()}
+        weights_id = weights_record.backbone_weights_id(cfg.MODEL.BACKBONE, weight_tag(cfg.MODEL.BACKBONE))
+        return weights_record.describe_weights(cfg.MODEL.BACKBONE.NAME, weights_id, options)
+
+    def checkpoint_meta(self):
+        return {**super().checkpoint_meta(), "weights": self.weight_record}
+
+    def load_model(self, directory, epoch=None, allow_mismatch=False):
+        """Dassl's load_model (the bundled checkpoint I/O), refusing a `directory` whose recorded config has
+        another backbone or other weight-shaping options, unless `allow_mismatch`."""
+        if directory and not allow_mismatch:
+            weights_record.check_model_dir_config(self.cfg, directory, self.weight_option_keys())
+        super().load_model(directory, epoch=epoch, allow_mismatch=allow_mismatch)
+
+    def _check_meta(self, name, model_path, meta):
+        super()._check_meta(name, model_path, meta)
+        weights_record.check_checkpoint_record(model_path, meta, self.weight_record)
 
     def resume_state(self):
         return {**super().resume_state(), "grad_scaler": self.grad_scaler.state_dict()}
@@ -277,12 +362,25 @@ class ClipPromptTrainer(TrainerX):
         interpolation, mean and std (the run's cfg keeps the options as given, so that the config
         recorded in the output folder is the one the user wrote)."""
         if self.backbone_input_cfg is None:
-            return super().build_data_loader()
-        cfg, self.cfg = self.cfg, self.backbone_input_cfg  # Dassl's build_data_loader reads self.cfg
-        try:
             super().build_data_loader()
-        finally:
-            self.cfg = cfg
+        else:
+            cfg, self.cfg = self.cfg, self.backbone_input_cfg  # Dassl's build_data_loader reads self.cfg
+            try:
+                super().build_data_loader()
+            finally:
+                self.cfg = cfg
+        if self.cfg.TEST.SPLIT == "val" and not self.dm.dataset.val:
+            raise UserError(
+                f"TEST.SPLIT val evaluates the validation split, but {self.cfg.DATASET.NAME} has none: the test "
+                f"split would be evaluated in its place. Use TEST.SPLIT test, or give the dataset a validation "
+                f"split ({HOW_TO_GET_A_VAL_SPLIT})."
+            )
+
+    @property
+    def test_transform(self):
+        """The test-time transform of the data loaders (PIL image -> [3, H, W]); Dassl's DataManager keeps
+        no attribute for it, so it is read from the test loader's dataset, as both engines build it."""
+        return self.test_loader.dataset.transform
 
     def load_clip(self, cfg):
         backbone = cfg.MODEL.BACKBONE

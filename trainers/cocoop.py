@@ -27,6 +27,7 @@ class CoCoOp(CoOp):
     config_node = "COCOOP"
     model_class = CoCoOpCLIP
     default_config = "CoCoOp/vit_b16_c4_ep10_batch1"
+    weight_options = ("N_CTX",)
 
     def build_clip_model(self, clip_model, classnames):
         return self.model_class(clip_model, classnames, self.method_cfg.N_CTX, self.method_cfg.CTX_INIT)

@@ -44,6 +44,7 @@ class CoOp(ClipPromptTrainer):
     model_class = CoOpCLIP
     default_config = "CoOp/vit_b16"
     class_dependent_keys = ("token_prefix", "token_suffix")
+    weight_options = ("N_CTX", "CSC", "CLASS_TOKEN_POSITION")
 
     def build_clip_model(self, clip_model, classnames):
         node = self.method_cfg

@@ -44,6 +44,7 @@ class DPT(VLP):
     model_class = DPTCLIP
     default_config = "DPT/vit_b16"
     class_dependent_keys = ("token_prefix", "token_suffix", "aux_classifier")
+    weight_options = VLP.weight_options + ("BOTTOMLIMIT", "CPN", "CAVPT_EXTRA_TOKENS", "CAVPT_ATTN_DIM")
 
     def build_clip_model(self, clip_model, classnames):
         node = self.method_cfg

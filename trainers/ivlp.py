@@ -69,6 +69,7 @@ class IVLP(DeepPromptTrainer):
     config_node = "IVLP"
     default_config = "IVLP/vit_b16_c2_ep5_batch4_2+2ctx"
     model_class = IVLPCLIP
+    weight_options = ("N_CTX_TEXT", "N_CTX_VISION", "PROMPT_DEPTH_TEXT", "PROMPT_DEPTH_VISION")
     in_plugin = True
 
     def check_method_cfg(self, node):

@@ -28,13 +28,12 @@ import torch
 from yacs.config import CfgNode as CN
 
 from dassl_compat import TRAINER_REGISTRY
-from dpt_models import open_clip_backbone
-from dpt_models.clip_backbone import resolve_weights_file
+from dassl_compat.images import to_rgb8
 from dpt_models.errors import UserError
 from dpt_models.linear_probe import LinearProbeCLIP, linear_head
 from dpt_runs.options import non_negative_int, positive_float, positive_int, sequence_of
 
-from .base import ClipPromptTrainer, precision, weight_tag
+from .base import ClipPromptTrainer, precision
 
 COARSE_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
 
@@ -93,15 +92,6 @@ def search_c(train, val, grid=COARSE_GRID, steps=8, max_iter=1000):
     return best, history
 
 
-def file_digest(path, chunk=1 << 20):
-    """SHA-1 of a file's content (hex, 12 characters)."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as file:
-        while block := file.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()[:12]
-
-
 class FeatureCache:
     """Image features of one (dataset, backbone, split) in a plain .npz, extended on demand.
 
@@ -154,13 +144,7 @@ class LinearProbe(ClipPromptTrainer):
     def feature_fingerprint(self):
         """12 hex digits hashing the CLIP weights file and the input pipeline that features depend on."""
         cfg = self.backbone_input_cfg or self.cfg  # an open_clip model's own preprocessing, where it has one
-        backbone = cfg.MODEL.BACKBONE
-        if backbone.PATH:
-            weights = file_digest(backbone.PATH)
-        elif open_clip_backbone.is_open_clip(backbone.NAME):
-            weights = f"{backbone.NAME} {weight_tag(backbone)}"  # a model folder or a published weight tag
-        else:
-            weights = file_digest(resolve_weights_file(backbone.NAME))
+        weights = self.weight_record["backbone_weights"]
         pipeline = repr((cfg.INPUT.SIZE, cfg.INPUT.INTERPOLATION, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD,
                          self.precision))
         return hashlib.sha1(f"{weights} {pipeline}".encode()).hexdigest()[:12]
@@ -189,7 +173,7 @@ class LinearProbe(ClipPromptTrainer):
             images = []
             for path in paths[start : start + batch_size]:
                 with Image.open(path) as image:
-                    images.append(self.dm.tfm_test(image.convert("RGB")))
+                    images.append(self.test_transform(to_rgb8(image)))
             with self.autocast():
                 batch = self.model.clip_model.encode_image(torch.stack(images).to(self.device))
             features.append(batch.float().cpu().numpy())

@@ -32,6 +32,7 @@ class MaPLe(DeepPromptTrainer):
     config_node = "MAPLE"
     default_config = "MaPLe/vit_b16_c2_ep5_batch4_2ctx"
     model_class = MaPLeCLIP
+    weight_options = ("N_CTX", "PROMPT_DEPTH")
     in_plugin = True
 
     def model_options(self):

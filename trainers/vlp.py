@@ -53,6 +53,7 @@ class VLP(ClipPromptTrainer):
     requires_vit = True
     in_plugin = True
     class_dependent_keys = ("token_prefix", "token_suffix")
+    weight_options = ("N_CTX", "CSC", "CLASS_TOKEN_POSITION", "VPT_N_CTX")
 
     def check_method_cfg(self, node):
         if node.N_CTX < 1 and not node.CTX_INIT:

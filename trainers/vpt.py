@@ -25,6 +25,7 @@ class VPT(ClipPromptTrainer):
     config_node = "VPT"
     model_class = VPTCLIP
     default_config = "VPT/vit_b16"
+    weight_options = ("N_CTX",)
     requires_vit = True
     in_plugin = True
 

@@ -25,6 +25,7 @@ class ZeroshotCLIP(ClipPromptTrainer):
     config_node = "ZSCLIP"
     model_class = TemplateCLIP
     default_config = "CoOp/vit_b16"  # CoOp's configs: backbone and input settings
+    shares_config_files_with = ("CoOp",)  # zero-shot CLIP runs with CoOp's config files, as in CoOp's scripts
     eval_only = True
 
     def templates(self):

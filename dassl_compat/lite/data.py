@@ -13,6 +13,7 @@ from tabulate import tabulate
 from torch.utils.data import Dataset as TorchDataset
 
 from ..errors import UserError
+from ..images import to_rgb8
 from .registry import Registry
 from .transforms import INTERPOLATION_MODES, build_transform
 
@@ -161,13 +162,14 @@ class DatasetBase:
 
 
 def read_image(path):
-    """Open an image as RGB, with an error that names the file when it is missing or cannot be decoded
-    (the header check before training does not decode whole images: a truncated JPEG body shows here)."""
+    """Open an image as 8-bit RGB (high bit depths scaled, not clipped: dassl_compat.images), with an error
+    that names the file when it is missing or cannot be decoded (the header check before training does
+    not decode whole images: a truncated JPEG body shows here)."""
     if not osp.exists(path):
         raise FileNotFoundError(f"Image file not found: {path}")
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
+            return to_rgb8(img)
     except (OSError, SyntaxError, ValueError) as error:
         raise UserError(
             f"Image file {path} cannot be decoded ({error}): it is truncated or damaged. Replace it with a good "
@@ -311,8 +313,6 @@ class DataManager:
         self._num_source_domains = len(cfg.DATASET.SOURCE_DOMAINS)
         self._lab2cname = dataset.lab2cname
         self.dataset = dataset
-        self.tfm_train = tfm_train
-        self.tfm_test = tfm_test
         if cfg.VERBOSE:
             self.show_dataset_summary(cfg)
 

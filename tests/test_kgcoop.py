@@ -46,7 +46,7 @@ def test_kgcoop_loss_is_cross_entropy_plus_w_times_the_distance_in_train_py_runs
     first = re.search(r"loss ([\d.]+) .*ce_logits ([\d.]+) .*kg_distance ([\d.]+)", log)
     loss, ce, distance = map(float, first.groups())
     assert distance > 0 and loss == pytest.approx(ce + 2.0 * distance, abs=3e-4)  # the log rounds to 4 decimals
-    with pytest.raises(UserError, match="TRAINER.KGCOOP.W must be >= 0"):
+    with pytest.raises(UserError, match=r"TRAINER\.KGCOOP\.W must be a number >= 0, got -1\.0"):
         run_train(folder_run_args(data_root, tiny_clip_file, tmp_path / "bad", trainer="KgCoOp",
                                   extra=("TRAINER.KGCOOP.W", "-1.0")))
 

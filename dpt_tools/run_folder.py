@@ -136,7 +136,8 @@ def run_dataset(cfg):
 
     if cfg.SEED >= 0:
         set_random_seed(cfg.SEED)
-    return build_dataset(cfg)
+    with contextlib.redirect_stdout(io.StringIO()):  # its progress lines are not the tools' output
+        return build_dataset(cfg)
 
 
 def recorded_classnames(checkpoints, cfg):

@@ -88,9 +88,9 @@ def dpt_run(run_train, tmp_path, data_root, tiny_clip_file):
 
 
 def image_batch(trainer, data):
-    """The trainer's test transform of four of the data's test images: [4, 3, 32, 32]."""
+    """The test loader's transform of four of the data's test images: [4, 3, 32, 32]."""
     paths = sorted(Path(data).glob("colours/test/*/*.png"))[:4]
-    return torch.stack([trainer.dm.tfm_test(Image.open(path).convert("RGB")) for path in paths])
+    return torch.stack([trainer.test_loader.dataset.transform(Image.open(path).convert("RGB")) for path in paths])
 
 
 @torch.no_grad()

@@ -206,6 +206,29 @@ def remove_leftovers(directory):
     return removed
 
 
+def load_module_weights(module, name, model_path, checkpoint, is_class_dependent):
+    """Load a checkpoint's state_dict into registered module `name` (`model_path`: its file, for the
+    errors), leaving out the keys that `is_class_dependent(key)` (the module keeps its own for its
+    classes). A key of another shape, a missing or an unexpected key is a UserError."""
+    state_dict = {k: v for k, v in checkpoint["state_dict"].items() if not is_class_dependent(k)}
+    own = module.state_dict()
+    for key, value in state_dict.items():
+        if key in own and own[key].shape != value.shape:
+            raise UserError(
+                f'Cannot load "{key}" from "{model_path}": its shape is {tuple(value.shape)} but model '
+                f'"{name}" expects {tuple(own[key].shape)}. This usually means a class-count mismatch '
+                "(e.g. class-specific context, CSC=True, trained on another class set) or a different "
+                "N_CTX / backbone than the checkpoint was trained with: use the checkpoint's config."
+            )
+    missing, unexpected = module.load_state_dict(state_dict, strict=False)
+    missing = [k for k in missing if not is_class_dependent(k)]
+    if missing or unexpected:
+        raise UserError(
+            f'"{model_path}" does not match model "{name}": missing keys {missing}, '
+            f"unexpected keys {unexpected}. Was it trained with another trainer or config?"
+        )
+
+
 class CheckpointMixin:
     """save_model / resume_model_if_exist / load_model for a trainer with registered models.
 
@@ -325,8 +348,9 @@ class CheckpointMixin:
             )
         return start_epoch
 
-    def is_class_dependent(self, key):
-        return any(f".{pat}." in f".{key}." for pat in self.class_dependent_keys)
+    @classmethod
+    def is_class_dependent(cls, key):
+        return any(f".{pat}." in f".{key}." for pat in cls.class_dependent_keys)
 
     def class_specific_keys(self, name):
         """Kept keys of registered model `name` that hold one entry per class (none by default)."""
@@ -353,16 +377,8 @@ class CheckpointMixin:
             checkpoint = load_checkpoint(model_path)
             if not allow_mismatch:
                 self._check_meta(name, model_path, checkpoint.get("meta"))
-            state_dict = {k: v for k, v in checkpoint["state_dict"].items() if not self.is_class_dependent(k)}
-            self._check_shapes(name, model_path, state_dict)
             print(f'Loading weights to {name} from "{model_path}" (epoch = {checkpoint["epoch"]})')
-            missing, unexpected = self._models[name].load_state_dict(state_dict, strict=False)
-            missing = [k for k in missing if not self.is_class_dependent(k)]
-            if missing or unexpected:
-                raise UserError(
-                    f'"{model_path}" does not match model "{name}": missing keys {missing}, '
-                    f"unexpected keys {unexpected}. Was it trained with another trainer or config?"
-                )
+            load_module_weights(self._models[name], name, model_path, checkpoint, self.is_class_dependent)
 
     def _check_meta(self, name, model_path, meta):
         if not meta:  # written by CoOp, Dassl or an older version: nothing recorded to check
@@ -387,14 +403,3 @@ class CheckpointMixin:
                 "trained on, train with CSC False to transfer across class sets, or pass --allow-mismatch if "
                 "the classes are the same under other names."
             )
-
-    def _check_shapes(self, name, model_path, state_dict):
-        own = self._models[name].state_dict()
-        for key, value in state_dict.items():
-            if key in own and own[key].shape != value.shape:
-                raise UserError(
-                    f'Cannot load "{key}" from "{model_path}": its shape is {tuple(value.shape)} but model '
-                    f'"{name}" expects {tuple(own[key].shape)}. This usually means a class-count mismatch '
-                    "(e.g. class-specific context, CSC=True, trained on another class set) or a different "
-                    "N_CTX / backbone than the checkpoint was trained with: use the checkpoint's config."
-                )

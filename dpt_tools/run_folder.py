@@ -3,9 +3,10 @@
 A run folder holds `config.yaml` (the config train.py records, `dpt_runs/output_folder.py`),
 `log.txt` (where train.py also prints the full config, as Dassl does: the only record in folders
 written before `config.yaml` existed, or by CoOp's train.py) and one folder per registered model with
-`model.pth.tar-<epoch>` checkpoints. The tools that inspect a trained run
-(`dpt-interpret`, `dpt-visualize`) rebuild what they need from these two, so they work on any run
-folder that train.py (or CoOp's train.py with our trainers) wrote.
+`model.pth.tar-<epoch>` checkpoints, which record the trainer and the class names the model was built
+for. The tools that inspect a trained run (`dpt-interpret`, `dpt-visualize`) rebuild what they need from
+these, so they work on any run folder that train.py (or CoOp's train.py with our trainers) wrote; the
+model needs no dataset (only checkpoints written before class names were recorded read them from it).
 """
 import ast
 import contextlib
@@ -13,12 +14,17 @@ import io
 import os
 import os.path as osp
 import re
+from dataclasses import dataclass
 
+import torch
 import yaml
 
-from dassl_compat import build_trainer, get_cfg_default, set_random_seed
+from dassl_compat import TRAINER_REGISTRY, build_dataset, build_transform, get_cfg_default, set_random_seed
+from dpt_models import open_clip_backbone
 from dpt_models.errors import UserError
+from dpt_runs.checkpoint import load_checkpoint
 from dpt_runs.output_folder import CONFIG_FILE, read_recorded_config
+from trainers.base import check_input_size, load_backbone, with_input_settings
 from trainers.config import extend_cfg
 
 LOG_FILE = "log.txt"
@@ -107,29 +113,69 @@ def checkpoint_files(run_dir):
     return found
 
 
-def last_epoch(run_dir):
-    """The epoch of the run's last checkpoint (what `--load-epoch` takes)."""
-    return max(int(CHECKPOINT_PATTERN.match(osp.basename(p)).group(1)) for p in checkpoint_files(run_dir).values())
+@dataclass
+class RunModel:
+    """A trained run's model rebuilt from its folder: `model` (eval mode, on `device`) maps images
+    [B, 3, H, W] to a dict with `logits` [B, C] over `classnames`; `input_cfg` is `cfg` with the input
+    settings of the backbone's own preprocessing (open_clip), for `test_transform`."""
+
+    cfg: object
+    input_cfg: object
+    classnames: list
+    model: torch.nn.Module
+    device: torch.device
+
+    def test_transform(self):
+        """The run's test-time transform: PIL image -> tensor [3, H, W]."""
+        return build_transform(self.input_cfg, is_train=False)
 
 
-def build_run_trainer(run_dir, root=None, quiet=True, trained=True):
-    """The run's trainer, built from its logged config, with its last checkpoint loaded (eval mode);
-    `trained=False` leaves the learned parameters at their initialisation (the run's seed).
-
-    Building reads the dataset (its class names and splits) from DATASET.ROOT, or from `root`.
-    """
+def run_dataset(cfg):
+    """The run's dataset (its images; reads DATASET.ROOT), with the run's few-shot sample (its seed)."""
     import clip_datasets  # noqa: F401  (registers the datasets)
+
+    if cfg.SEED >= 0:
+        set_random_seed(cfg.SEED)
+    with contextlib.redirect_stdout(io.StringIO()):  # its progress lines are not the tools' output
+        return build_dataset(cfg)
+
+
+def recorded_classnames(checkpoints, cfg):
+    """The class names the run's model was built for, as its checkpoints record them; from the dataset for
+    checkpoints that record none (written by CoOp, Dassl or before they were recorded), with a notice."""
+    metas = [load_checkpoint(path).get("meta") or {} for path in checkpoints.values()]
+    recorded = [meta["classnames"] for meta in metas if meta.get("classnames")]
+    if recorded:
+        return list(recorded[0])
+    print(f"Note: the checkpoints record no class names (an older run): reading them from the dataset "
+          f"{cfg.DATASET.NAME} under {cfg.DATASET.ROOT}")
+    return list(run_dataset(cfg).classnames)
+
+
+def build_run_model(run_dir, root=None, quiet=True, trained=True):
+    """The model of the run in `run_dir` (a RunModel), rebuilt from its recorded config and the class names
+    its checkpoints record, with its last checkpoint loaded; `trained=False` leaves the learned parameters
+    at their initialisation (the run's seed). `root` replaces DATASET.ROOT, read only for checkpoints that
+    record no class names.
+    """
     import trainers  # noqa: F401  (registers the trainers)
 
-    epoch = last_epoch(run_dir)
+    checkpoints = checkpoint_files(run_dir)
     cfg = load_run_config(run_dir, root=root)
-    if cfg.SEED >= 0:  # the run's seed: the same few-shot sample and initialisation as the run
-        set_random_seed(cfg.SEED)
     with contextlib.ExitStack() as stack:
         if quiet:
             stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
-        trainer = build_trainer(cfg)
-        if trained:
-            trainer.load_model(run_dir, epoch=epoch)
-    trainer.set_model_mode("eval")
-    return trainer
+        classnames = recorded_classnames(checkpoints, cfg)
+        trainer_class = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
+        if cfg.SEED >= 0:  # the run's seed: the same initialisation as the run
+            set_random_seed(cfg.SEED)
+        clip_model = load_backbone(cfg)
+        input_cfg = cfg
+        if open_clip_backbone.is_open_clip(cfg.MODEL.BACKBONE.NAME):
+            input_cfg = with_input_settings(cfg, open_clip_backbone.preprocess_settings(clip_model))
+        else:
+            check_input_size(cfg, clip_model)
+        model = trainer_class.build_model_from_cfg(cfg, clip_model, classnames, checkpoints if trained else None)
+    device = torch.device("cuda") if torch.cuda.is_available() and cfg.USE_CUDA else torch.device("cpu")
+    model.to(device).eval()
+    return RunModel(cfg, input_cfg, classnames, model, device)

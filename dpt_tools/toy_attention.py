@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from dpt_models.errors import UserError
-from dpt_tools.run_folder import build_run_trainer, load_run_config
+from dpt_tools.run_folder import build_run_model, run_dataset
 from dpt_tools.visualize import load_image_files, object_concentration, patch_map, trace_attention
 from dpt_toyworld.benchmarks import TOY_DATASETS, object_mask
 
@@ -35,15 +35,16 @@ def toy_spec_of(cfg):
 
 def object_attention_ratios(run_dir, untrained=False, batch_size=200):
     """{"label": [n], "other": [m], "cls": [N]}: concentration ratios over the run's toy test set."""
-    spec = toy_spec_of(load_run_config(run_dir))
-    trainer = build_run_trainer(run_dir, trained=not untrained)  # untrained: same model and seed, at initialisation
+    run = build_run_model(run_dir, trained=not untrained)  # untrained: same model and seed, at initialisation
+    spec = toy_spec_of(run.cfg)
     folders = spec.folder_names()
-    items = trainer.dm.dataset.test
+    items = run_dataset(run.cfg).test
+    transform = run.test_transform()
     ratios = {"label": [], "other": [], "cls": []}
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
-        images = torch.stack([trainer.test_transform(image) for image in load_image_files([i.impath for i in chunk])])
-        traced = trace_attention(trainer.model, images.to(trainer.device))
+        images = torch.stack([transform(image) for image in load_image_files([i.impath for i in chunk])])
+        traced = trace_attention(run.model, images.to(run.device))
         for row, item in enumerate(chunk):
             class_index = folders.index(osp.basename(osp.dirname(item.impath)))
             image_index = int(osp.splitext(osp.basename(item.impath))[0])
@@ -51,7 +52,7 @@ def object_attention_ratios(run_dir, untrained=False, batch_size=200):
             ratios["cls"].append(object_concentration(patch_map(traced["cls"][row].cpu()), mask))
             for k, selected in enumerate(traced["class_indices"][row].tolist()):
                 ratio = object_concentration(patch_map(traced["cavpt"][-1, row, k].cpu()), mask)
-                ratios["label" if selected == item.label else "other"].append(ratio)
+                ratios["label" if run.classnames[selected] == item.classname else "other"].append(ratio)
     return {key: np.asarray(values) for key, values in ratios.items()}
 
 

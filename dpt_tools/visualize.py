@@ -3,8 +3,9 @@
     dpt-visualize RUN_DIR --split test --num-images 8 --out figures/
     dpt-visualize RUN_DIR --images a.png b.jpg --out figures/
 
-For a run of a trainer with class-aware visual prompts (DPT and its subclasses), rebuilds the trainer
-from the run folder (config from log.txt, last checkpoint) and writes, per image, a PNG with the
+For a run of a trainer with class-aware visual prompts (DPT and its subclasses), rebuilds the model
+from the run folder (its recorded config, the class names and weights of its last checkpoint; the
+dataset is read only for the images of `--split`) and writes, per image, a PNG with the
 image, the CLS token's attention over the patches in the last ViT block (heads averaged), and, for each
 of the top `--classes` classes that the frozen zero-shot selector picked (name and selector score), the
 CAVPT attention of that class's prompt over the patches in the last class-aware block; plus
@@ -24,15 +25,15 @@ from PIL import Image, UnidentifiedImageError
 from dassl_compat.images import to_rgb8
 from dpt_models.errors import UserError, add_debug_argument, exit_on_user_error
 from dpt_tools.arguments import int_at_least
-from dpt_tools.run_folder import build_run_trainer
+from dpt_tools.run_folder import build_run_model, run_dataset
 
 
-def require_class_aware_prompts(trainer, run_dir):
-    """The trainer's model, if it has class-aware visual prompts (else a UserError)."""
-    model = getattr(trainer, "model", None)
+def require_class_aware_prompts(run, run_dir):
+    """The run's model (a RunModel's), if it has class-aware visual prompts (else a UserError)."""
+    model = run.model
     if not hasattr(model, "cavpt") or not hasattr(model, "select_classes"):
         raise UserError(
-            f"The run {run_dir} was trained with {type(trainer).__name__}, which has no class-aware visual prompts "
+            f"The run {run_dir} was trained with {run.cfg.TRAINER.NAME}, which has no class-aware visual prompts "
             "(CAVPT): there is no class-prompt attention to draw. Pass the run folder of a DPT training run."
         )
     return model
@@ -147,22 +148,23 @@ def upsample(heat, size):
 
 def visualize(run_dir, out_dir, split="test", num_images=8, image_files=None, n_classes=3, root=None):
     """Write one PNG per image and grid.png into `out_dir`; returns the paths written."""
-    trainer = build_run_trainer(run_dir, root=root)
-    model = require_class_aware_prompts(trainer, run_dir)
-    classnames = trainer.dm.dataset.classnames
+    run = build_run_model(run_dir, root=root)
+    model = require_class_aware_prompts(run, run_dir)
+    classnames = run.classnames
     if image_files:
         pil_images, names, labels = load_image_files(image_files), image_files, [None] * len(image_files)
     else:
-        items = getattr(trainer.dm.dataset, split)
+        items = getattr(run_dataset(run.cfg), split)
         chosen = np.linspace(0, len(items) - 1, min(num_images, len(items))).round().astype(int)
         items = [items[i] for i in chosen]
         pil_images = load_image_files([item.impath for item in items])
         names = [f"{osp.basename(osp.dirname(item.impath))}_{osp.basename(item.impath)}" for item in items]
-        labels = [item.label for item in items]
-    batch = torch.stack([trainer.test_transform(image) for image in pil_images]).to(trainer.device)
+        labels = [item.classname for item in items]
+    transform = run.test_transform()
+    batch = torch.stack([transform(image) for image in pil_images]).to(run.device)
     traced = trace_attention(model, batch)
-    mean = torch.tensor(trainer.cfg.INPUT.PIXEL_MEAN).view(3, 1, 1)
-    std = torch.tensor(trainer.cfg.INPUT.PIXEL_STD).view(3, 1, 1)
+    mean = torch.tensor(run.input_cfg.INPUT.PIXEL_MEAN).view(3, 1, 1)
+    std = torch.tensor(run.input_cfg.INPUT.PIXEL_STD).view(3, 1, 1)
     # What the model saw, as uint8 [B, H, W, 3].
     seen = ((batch.cpu() * std + mean).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
     os.makedirs(out_dir, exist_ok=True)
@@ -170,7 +172,7 @@ def visualize(run_dir, out_dir, split="test", num_images=8, image_files=None, n_
     for i, (name, label) in enumerate(zip(names, labels)):
         shown = seen[i]
         prediction = classnames[int(traced["logits"][i].argmax())]
-        title = f"predicted: {prediction}" + (f"   label: {classnames[label]}" if label is not None else "")
+        title = f"predicted: {prediction}" + (f"   label: {label}" if label is not None else "")
         rows = [("CLS, last block", patch_map(traced["cls"][i]))]
         for k in range(min(n_classes, traced["class_indices"].shape[1])):
             class_name = classnames[int(traced["class_indices"][i, k])]
@@ -196,7 +198,7 @@ def build_parser():
     parser.add_argument("--num-images", type=int_at_least(1), default=8, help="images of the split, evenly spaced")
     parser.add_argument("--classes", type=int_at_least(1), default=3,
                         help="selected classes drawn per image (top first)")
-    parser.add_argument("--root", help="the datasets' root, if not the run's DATASET.ROOT")
+    parser.add_argument("--root", help="the datasets' root, if not the run's DATASET.ROOT (read for --split images)")
     add_debug_argument(parser)
     return parser
 

@@ -1,13 +1,18 @@
-"""dpt-interpret (dpt_tools/interpret_prompt.py) and reading a run folder back (dpt_tools/run_folder.py)."""
+"""dpt-interpret (dpt_tools/interpret_prompt.py) and reading a run folder back (dpt_tools/run_folder.py),
+its model included, without the dataset it was trained on."""
 import re
 import shutil
+from pathlib import Path
 
 import pytest
+import torch
 from conftest import folder_run_args
+from PIL import Image
 
+from dassl_compat import build_trainer, set_random_seed
 from dpt_models.errors import UserError
-from dpt_tools import interpret_prompt
-from dpt_tools.run_folder import checkpoint_files, load_run_config
+from dpt_tools import interpret_prompt, visualize
+from dpt_tools.run_folder import build_run_model, checkpoint_files, load_run_config
 
 INIT_WORDS = "a photo of a"
 
@@ -68,3 +73,64 @@ def user_error_status(main, argv):
     with pytest.raises(SystemExit) as exited:
         main(argv)
     return exited.value.code
+
+
+@pytest.fixture
+def dpt_run(run_train, tmp_path, data_root, tiny_clip_file):
+    """(run folder, its data folder, trainer) of a short DPT run trained on its own copy of the data."""
+    data = tmp_path / "data"
+    shutil.copytree(data_root, data)
+    out = tmp_path / "dpt"
+    extra = ("TRAINER.DPT.PREC", "fp32", "TRAINER.DPT.BOTTOMLIMIT", "2", "OPTIM.LR", "0.01")
+    trainer = run_train(folder_run_args(str(data), tiny_clip_file, out, trainer="DPT", epochs=1, extra=extra))
+    trainer.set_model_mode("eval")
+    return out, data, trainer
+
+
+def image_batch(trainer, data):
+    """The test loader's transform of four of the data's test images: [4, 3, 32, 32]."""
+    paths = sorted(Path(data).glob("colours/test/*/*.png"))[:4]
+    return torch.stack([trainer.test_loader.dataset.transform(Image.open(path).convert("RGB")) for path in paths])
+
+
+@torch.no_grad()
+def test_a_run_rebuilds_from_its_folder_after_its_dataset_moved(dpt_run, tmp_path, capsys):
+    out, data, trainer = dpt_run
+    images = image_batch(trainer, data)
+    trained_logits = trainer.model(images)["logits"]
+    set_random_seed(1)  # the run's initialisation: a trainer built as train.py builds it, before training
+    initial = build_trainer(load_run_config(str(out))).model.state_dict()
+    moved = tmp_path / "moved"
+    shutil.move(data, moved)
+
+    run = build_run_model(str(out))
+    assert run.classnames == list(trainer.dm.dataset.classnames)  # from the checkpoints
+    assert torch.equal(run.model(images)["logits"], trained_logits)
+    untrained = build_run_model(str(out), trained=False)
+    assert untrained.model.state_dict().keys() == initial.keys()
+    for key, value in untrained.model.state_dict().items():
+        assert torch.equal(value, initial[key]), key
+    assert not torch.equal(untrained.model(images)["logits"], trained_logits)
+
+    assert interpret_prompt.main([str(out), "--topk", "2"]) == 0
+    image = sorted(moved.glob("colours/test/*/*.png"))[0]
+    assert visualize.main([str(out), "--out", str(tmp_path / "figures"), "--images", str(image)]) == 0
+    assert (tmp_path / "figures" / "grid.png").is_file()
+    capsys.readouterr()
+    assert user_error_status(visualize.main, [str(out), "--out", str(tmp_path / "figures")]) == 2
+    assert str(data) in capsys.readouterr().err  # --split images need the dataset: its folder is named
+
+
+def test_checkpoints_without_class_names_read_them_from_the_dataset(dpt_run, capsys):
+    out, data, trainer = dpt_run
+    images = image_batch(trainer, data)
+    for path in checkpoint_files(str(out)).values():  # as CoOp's or Dassl's checkpoints: no meta
+        checkpoint = torch.load(path, weights_only=True)
+        del checkpoint["meta"]
+        torch.save(checkpoint, path)
+    capsys.readouterr()
+    run = build_run_model(str(out), quiet=False)
+    assert "the checkpoints record no class names" in capsys.readouterr().out
+    assert run.classnames == list(trainer.dm.dataset.classnames)
+    with torch.no_grad():
+        assert torch.equal(run.model(images)["logits"], trainer.model(images)["logits"])

@@ -12,7 +12,9 @@ from reference import reference_clip
 
 import dpt_models
 import trainers  # noqa: F401  (registers the trainers)
+from dassl_compat import get_cfg_default
 from trainers.base import registered_methods
+from trainers.config import extend_cfg
 
 ROOT_DIR = str(Path(__file__).resolve().parent.parent)
 CLASSNAMES = ["dog", "sea lion", "Annual Crop Land"]
@@ -54,6 +56,23 @@ def test_model_builds_from_plain_arguments_and_returns_logits(name):
     assert TRAINING_OUTPUTS.get(name, set()) <= set(outputs)
     with torch.no_grad():
         assert model.eval()(images)["logits"].shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", list(registered_methods()))
+def test_trainer_builds_its_model_from_the_config_alone(name):
+    """What rebuilding a run folder relies on: build_clip_model reads only the config (no dataset, device or
+    engine state), through ClipPromptTrainer.build_model_from_cfg; depths fit the tiny ViT's 2 blocks."""
+    trainer_class = registered_methods()[name]
+    cfg = extend_cfg(get_cfg_default())
+    cfg.TRAINER.NAME = name
+    node = cfg.TRAINER[trainer_class.config_node]
+    for key in [key for key in node if "DEPTH" in key or key == "BOTTOMLIMIT"]:
+        node[key] = min(node[key], 2)
+    torch.manual_seed(0)
+    model = trainer_class.build_model_from_cfg(cfg, reference_clip(), CLASSNAMES)
+    assert isinstance(model, trainer_class.model_class)
+    with torch.no_grad():
+        assert model.eval()(torch.randn(2, 3, 32, 32))["logits"].shape == (2, 3)
 
 
 ENGINE_MODULES = ("dassl", "dassl_compat", "yacs", "trainers")

@@ -28,6 +28,7 @@ from dassl_compat import (
     build_optimizer,
     compute_accuracy,
     count_num_param,
+    load_checkpoint,
     load_pretrained_weights,
 )
 from dassl_compat.lite.optim import AVAILABLE_OPTIMIZERS, AVAILABLE_SCHEDULERS, AVAILABLE_WARMUPS
@@ -37,6 +38,7 @@ from dpt_models.errors import UserError
 from dpt_models.templates import template_for
 from dpt_models.text import PromptLearner, PromptTooLong, TextEncodingSwitch
 from dpt_runs import weights_record
+from dpt_runs.checkpoint import load_module_weights
 from dpt_runs.options import (
     check_options,
     choice,
@@ -145,7 +147,10 @@ class ClipPromptTrainer(TrainerX):
 
     and overrides:
         build_clip_model(clip_model, classnames): only if the model needs options from the config
-            (default: `model_class(clip_model, classnames)`);
+            (default: `model_class(clip_model, classnames)`); it reads only the config (a run folder's model
+            is rebuilt without a dataset: `build_model_from_cfg`);
+        trainable_modules(model): only if the trained modules are not the top-level ones with trainable
+            parameters (LinearProbe's head);
         compute_loss(outputs, labels) -> (loss, {name: value to log}): unless its loss is CE of `logits`;
         check_method_cfg(node): rules that relate several keys of its node (a UserError naming them);
         optim_cfg_for(module_name): a module trained with other settings than OPTIM.
@@ -176,8 +181,6 @@ class ClipPromptTrainer(TrainerX):
             settings = open_clip_backbone.preprocess_settings(self.preloaded_clip)
             self.backbone_input_cfg = with_input_settings(cfg, settings)
         super().__init__(cfg)
-        if isinstance(self.model, TextEncodingSwitch):
-            self.model.set_text_encoding(cfg.MODEL.TEXT_GRAD_CHECKPOINT, cfg.MODEL.TEXT_SHARED_PREFIX)
         if is_distributed():
             self.distribute()
 
@@ -398,10 +401,7 @@ class ClipPromptTrainer(TrainerX):
         if self.precision != self.method_cfg.PREC:
             print(f"TRAINER.{self.config_node}.PREC {self.method_cfg.PREC}: running in fp32 on the CPU (fp16 is "
                   f"slower there; TRAINER.{self.config_node}.PREC bf16 is mixed precision on a CPU)")
-        try:
-            self.model = self.build_clip_model(clip_model, self.dm.dataset.classnames)
-        except PromptTooLong as err:
-            raise self.prompt_too_long_error(err) from err
+        self.model = self.model_for_classes(clip_model, self.dm.dataset.classnames)
         self.model.to(self.device)
         self.register_trainable_modules()
         trained = {id(p) for name in self.get_model_names() for p in self._models[name].parameters()}
@@ -410,6 +410,36 @@ class ClipPromptTrainer(TrainerX):
         if self.cfg.MODEL.INIT_WEIGHTS:
             self.load_init_weights(self.cfg.MODEL.INIT_WEIGHTS)
         self.log_trainable_parameters(self.model)
+
+    @classmethod
+    def build_model_from_cfg(cls, cfg, clip_model, classnames, checkpoints=None):
+        """The method's model for `classnames` around a loaded CLIP, from `cfg` alone: no dataset, optimiser
+        or engine (how a trained run is rebuilt from its config and the class names its checkpoints record,
+        dpt_tools/run_folder.py). `checkpoints`, {module name: checkpoint file}, loads every trained module;
+        without it the parameters stay as initialised (the current random state)."""
+        configured = cls.__new__(cls)  # build_clip_model and trainable_modules read the config only
+        configured.cfg = cfg
+        model = configured.model_for_classes(clip_model, classnames)
+        for name, module in configured.trainable_modules(model).items() if checkpoints is not None else ():
+            if name not in checkpoints:
+                raise UserError(
+                    f"No checkpoint of {cls.__name__}'s module {name!r} among {sorted(checkpoints)}: the run "
+                    f"folder is incomplete or another trainer's. Pass the --output-dir of a finished run."
+                )
+            load_module_weights(module, name, checkpoints[name], load_checkpoint(checkpoints[name]),
+                                cls.is_class_dependent)
+        return model
+
+    def model_for_classes(self, clip_model, classnames):
+        """`build_clip_model` with MODEL's text-encoding switches set; a prompt longer than the text encoder
+        takes is a UserError."""
+        try:
+            model = self.build_clip_model(clip_model, classnames)
+        except PromptTooLong as err:
+            raise self.prompt_too_long_error(err) from err
+        if isinstance(model, TextEncodingSwitch):
+            model.set_text_encoding(self.cfg.MODEL.TEXT_GRAD_CHECKPOINT, self.cfg.MODEL.TEXT_SHARED_PREFIX)
+        return model
 
     def prompt_too_long_error(self, err):
         """The UserError of a prompt longer than the text encoder's context: the class, and the key to change."""
@@ -427,20 +457,26 @@ class ClipPromptTrainer(TrainerX):
 
     def build_clip_model(self, clip_model, classnames):
         """The method's nn.Module around a loaded CLIP (default: `model_class` with its defaults); its
-        forward(images [B, 3, H, W]) returns a dict with at least `logits` [B, C]."""
+        forward(images [B, 3, H, W]) returns a dict with at least `logits` [B, C]. It reads only the config
+        (self.cfg, method_cfg, template): `build_model_from_cfg` calls it without a dataset or device."""
         if self.model_class is None:
             raise NotImplementedError(f"{type(self).__name__} sets model_class or writes build_clip_model")
         return self.model_class(clip_model, classnames)
 
+    def trainable_modules(self, model):
+        """{name (its checkpoint folder): module} of the modules of `model` that training updates: each
+        top-level module with trainable parameters, under its attribute name."""
+        return {name: module for name, module in model.named_children()
+                if any(param.requires_grad for param in module.parameters())}
+
     def register_trainable_modules(self):
-        """Register each top-level module of the model that has trainable parameters under its
-        attribute name (its checkpoint folder), with its own optimiser and scheduler (Dassl's
+        """Register each of `trainable_modules` with its own optimiser and scheduler (Dassl's
         register_model) built from `optim_cfg_for(name)`.
 
         The modules trained with OPTIM come first: the log's `lr` is the first module's.
         """
-        trained = [(name, module, self.optim_cfg_for(name)) for name, module in self.model.named_children()
-                   if any(param.requires_grad for param in module.parameters())]
+        modules = self.trainable_modules(self.model)
+        trained = [(name, module, self.optim_cfg_for(name)) for name, module in modules.items()]
         for name, module, optim_cfg in sorted(trained, key=lambda item: item[2] is not self.cfg.OPTIM):
             optim = build_optimizer(module, optim_cfg)
             self.register_model(name, module, optim, build_lr_scheduler(optim, optim_cfg))

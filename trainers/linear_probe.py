@@ -137,8 +137,12 @@ class LinearProbe(ClipPromptTrainer):
     default_config = "LinearProbe/vit_b16"
     benchmarked = False  # scikit-learn fits it: no training step to time
 
+    def trainable_modules(self, model):
+        return {"linear_head": model.head}
+
     def register_trainable_modules(self):
-        self.register_model("linear_head", self.model.head)
+        for name, module in self.trainable_modules(self.model).items():
+            self.register_model(name, module)
 
     @cached_property
     def feature_fingerprint(self):

@@ -152,6 +152,13 @@ def default_config(trainer):
     )
 
 
+def has_default_config(trainer):
+    """Whether `default_config(trainer)` has an answer (scripts, or the class's attribute)."""
+    from dassl_compat import TRAINER_REGISTRY
+
+    return method_scripts(trainer) is not None or bool(getattr(TRAINER_REGISTRY.get(trainer), "default_config", ""))
+
+
 def supports(trainer, protocol):
     """Whether the trainer's scripts cover the protocol (a trainer without scripts: every protocol)."""
     if is_zero_shot(trainer):
@@ -678,6 +685,8 @@ def build_grid(options):
     known = registered_trainers()
     trainers = choose(options.trainers or ["all"], known, "trainer", "--trainers")
     explicit = options.trainers not in ([], ["all"])
+    if not explicit:  # all: the trainers with a default config (a plugin's trainer without one is named explicitly)
+        trainers = [t for t in trainers if has_default_config(t)]
     unsupported = [t for t in trainers if not supports(t, options.protocol)]
     if explicit and unsupported:
         raise UserError(f"--trainers {' '.join(unsupported)}: their scripts have no {options.protocol} protocol "

@@ -18,7 +18,7 @@ SESSION = {
     "dpt-check-data": ["--root", "data", "toy_fog"],
     "dpt-train": ["--root", "data", "--trainer", "DPT", "--dataset-config-file", "toy_fog", "--config-file", "toy",
                   "--seed", "1", "--output-dir", "output/toy_fog/DPT/toy_1shots/seed1",
-                  "DATASET.NUM_SHOTS", "1", "OPTIM.MAX_EPOCH", "1"],
+                  "DATASET.NUM_SHOTS", "1", "OPTIM.MAX_EPOCH", "1", "TRAIN.ALLOW_NO_LEARNING", "True"],
     "dpt-results": ["few-shot", "output"],
     "dpt-plot": ["output", "--output", "few_shot.png"],
     "dpt-interpret": ["output/toy_fog/DPT/toy_1shots/seed1", "--topk", "1"],

@@ -266,9 +266,9 @@ def test_launching_again_submits_nothing_then_only_what_is_missing(toy_root, slu
     assert changed == {lost}
     assert_same_results(before, results(slurm_output))
     refused = sweep_cli("launch", *toy_grid_args(toy_root, slurm_output), "--executor", "slurm", "OPTIM.MAX_EPOCH",
-                        "3", check=False)
+                        "4", check=False)
     assert refused.returncode == 2 and "Nothing was submitted" in refused.stderr
-    assert "OPTIM.MAX_EPOCH: 2 there, 3 now" in refused.stderr
+    assert "OPTIM.MAX_EPOCH: 3 there, 4 now" in refused.stderr
 
 
 @pytest.mark.sweep
@@ -277,14 +277,15 @@ def test_a_run_with_a_bad_option_fails_alone_and_status_names_it(toy_root, tmp_p
     output = str(tmp_path / "output")
     args = ["--protocol", "few-shot", "--trainers", "CoOp", "DPT", "--datasets", "toy_fog", "--shots", "1",
             "--seeds", "1", "--root", toy_root, "--output", output, "--executor", "slurm", "--cpus", "1",
-            "--wait", "OPTIM.MAX_EPOCH", "1", "TRAINER.COOP.CLASS_TOKEN_POSITION", "sideways"]
+            "--wait", "OPTIM.MAX_EPOCH", "1", "TRAIN.ALLOW_NO_LEARNING", "True",  # one epoch: the plumbing only
+            "TRAINER.COOP.CLASS_TOKEN_POSITION", "sideways"]
     launched = sweep_cli("launch", *args, check=False)
     assert launched.returncode == 1
     status = sweep_cli("status", output, check=False)
     assert status.returncode == 1 and status.stdout.startswith("1 done, 1 failed (of 2 runs)")
     failed = re.search(r"^failed +(\S+)\n +(.*)\n +log: (\S+)", status.stdout, re.M)
     assert failed and failed.group(1).startswith("toy_fog/CoOp/")
-    assert "CLASS_TOKEN_POSITION must be end, middle or front, got 'sideways'" in failed.group(2)
+    assert "CLASS_TOKEN_POSITION must be one of 'end', 'middle', 'front', got 'sideways'" in failed.group(2)
     assert osp.isfile(failed.group(3)) and "sideways" in open(failed.group(3)).read()
     assert re.search(r"^done +toy_fog/DPT/", status.stdout, re.M)
 

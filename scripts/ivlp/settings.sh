@@ -1,6 +1,7 @@
 # IVLP's settings for the scripts in scripts/common (scripts/common/lib.sh documents each variable).
-# Its configs, the authors give only base-to-new recipes: every entry point uses the MaPLe paper's one: DEFAULT_CFG (few-shot), B2N_CFG (base-to-new), XD_CFG (cross-dataset / DG);
-# the entry points set DEFAULT_CFG to theirs.
+# The authors give IVLP only base-to-new recipes, so every protocol runs the MaPLe paper's one. Its configs:
+# DEFAULT_CFG (few-shot), B2N_CFG (base-to-new), XD_CFG (cross-dataset / DG); the entry points set
+# DEFAULT_CFG to theirs.
 export CFG_NODE=IVLP
 export DEFAULT_CFG="vit_b16_c2_ep5_batch4_2+2ctx"
 B2N_CFG="vit_b16_c2_ep5_batch4_2+2ctx"

@@ -247,10 +247,25 @@ def plan(grid):
     return list(runs.values())
 
 
+def options_for(trainer, opts):
+    """The trailing KEY VALUE options that concern `trainer`: every key, except a `TRAINER.<NODE>.*` key of
+    another trainer's node (train.py refuses another trainer's section), so that one sweep can set CoOp's and
+    DPT's options side by side."""
+    from dassl_compat import TRAINER_REGISTRY
+
+    method = TRAINER_REGISTRY.get(trainer)
+    owners = [method, *(TRAINER_REGISTRY.get(name) for name in getattr(method, "shares_config_files_with", ()))]
+    nodes = {getattr(owner, "config_node", "") for owner in owners}
+    pairs = list(zip(opts[::2], opts[1::2]))
+    return tuple(word for key, value in pairs
+                 if not (key.startswith("TRAINER.") and key.count(".") >= 2 and key.split(".")[1] not in nodes)
+                 for word in (key, value))
+
+
 def trainer_runs(grid, trainer, folder_name, config, tag, variant_opts, imagenet_opts):
     """The runs of one trainer and config, as scripts/common/*.sh writes them."""
     variant = f"{tag}/" if tag else ""
-    common = variant_opts + grid.opts
+    common = variant_opts + options_for(trainer, grid.opts)
     has_toy_config = (shipped_config_root() / "trainers" / folder_name / "toy.yaml").is_file()
 
     def config_for(dataset):

@@ -2,7 +2,7 @@
 locally, resumable and idempotent, with a status view; docs/sweep.md's commands as written.
 
 The tests marked `sweep` train the toy grid (docs/sweep.md, dpt_tools/sweeps/toy.yaml) several times:
-about two minutes on two CPU cores; `-m "not sweep"` leaves them out, CI runs them.
+about two minutes on two CPU cores; a plain run leaves them out (pyproject.toml), `-m sweep` runs them.
 """
 import glob
 import json

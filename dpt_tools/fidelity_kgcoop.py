@@ -14,6 +14,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import tempfile
 
 from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
 
@@ -49,14 +50,21 @@ def write_fixtures(args):
     if not osp.isfile(args.weights):
         raise UserError(f"--weights {args.weights}: no such file (the tiny CLIP, tests/fixtures/clip_tiny_fp16.pt)")
     os.makedirs(args.out, exist_ok=True)
-    for case in args.cases:
-        command = [sys.executable, "-m", "dpt_tools.fidelity_kgcoop_side", case,
-                   "--kgcoop-repo", osp.abspath(args.kgcoop_repo), "--weights", osp.abspath(args.weights),
-                   "--out", osp.abspath(args.out)]
-        done = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT)
-        if done.returncode != 0:
-            raise UserError(f"Their {case} run failed (exit status {done.returncode}):\n{done.stderr.strip()[-3000:]}")
-        print(f"wrote {osp.join(args.out, case + '.pt')}")
+    from dassl_compat import get_cfg_default  # Dassl's defaults, handed to their side as YAML
+
+    with tempfile.TemporaryDirectory() as folder:
+        defaults = osp.join(folder, "dassl_defaults.yaml")
+        with open(defaults, "w") as file:
+            file.write(get_cfg_default().dump())
+        for case in args.cases:
+            command = [sys.executable, "-m", "dpt_tools.fidelity_kgcoop_side", case,
+                       "--kgcoop-repo", osp.abspath(args.kgcoop_repo), "--weights", osp.abspath(args.weights),
+                       "--out", osp.abspath(args.out), "--dassl-defaults", defaults]
+            done = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT)
+            if done.returncode != 0:
+                raise UserError(
+                    f"Their {case} run failed (exit status {done.returncode}):\n{done.stderr.strip()[-3000:]}")
+            print(f"wrote {osp.join(args.out, case + '.pt')}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from collections import OrderedDict
 
 import torch
 import torch.nn as nn
+from yacs.config import CfgNode
 
 EUROSAT_CLASSNAMES = [
     "Annual Crop Land", "Forest", "Herbaceous Vegetation Land", "Highway or Road", "Industrial Buildings",
@@ -39,14 +40,15 @@ def build_parser():
     parser.add_argument("--kgcoop-repo", required=True)
     parser.add_argument("--weights", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--dassl-defaults", required=True, help="Dassl's default config as YAML (the parent's)")
     return parser
 
 
-def their_config(overrides):
-    """Their Dassl's defaults + their train.py's extend_cfg, the tiny CLIP's input size, fp32, EuroSAT."""
-    from dassl.config import get_cfg_default
-
-    cfg = get_cfg_default()
+def their_config(overrides, dassl_defaults):
+    """Dassl's defaults (built by the parent from dassl_compat and handed over as YAML, so that nothing here
+    imports a Dassl name) + their train.py's extend_cfg, the tiny CLIP's input size, fp32, EuroSAT."""
+    with open(dassl_defaults) as file:
+        cfg = CfgNode.load_cfg(file)
     importlib.import_module("train").extend_cfg(cfg)
     cfg.DATASET.NAME = "EuroSAT"
     cfg.INPUT.SIZE = (32, 32)
@@ -89,7 +91,7 @@ def grads_of(loss, params):
 
 def run_case(case, args):
     module_name, class_name, overrides = CASES[case]
-    cfg = their_config(overrides)
+    cfg = their_config(overrides, args.dassl_defaults)
     module = importlib.import_module(f"trainers.{module_name}")
     torch.manual_seed(1)  # their random context initialisation (prograd_random)
     trainer = their_trainer(module, class_name, cfg, args.weights)

@@ -184,7 +184,7 @@ def results(output):
     found = {}
     for folder in run_folders(output):
         checkpoints = {
-            osp.relpath(path, osp.join(output, folder)): torch.load(path, map_location="cpu", weights_only=False)
+            osp.relpath(path, osp.join(output, folder)): torch.load(path, map_location="cpu", weights_only=True)
             for path in sorted(glob.glob(osp.join(output, folder, "*", "model.pth.tar-*")))
         }
         found[folder] = (run_accuracy(Path(output, folder)), checkpoints)  # a resumed run logs to log.txt-<time>

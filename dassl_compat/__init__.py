@@ -6,9 +6,10 @@ Without Dassl, or with DASSL_BACKEND=lite, the bundled engine in `dassl_compat.l
 same names with the same behaviour, log lines, checkpoint files and folder layout.
 
 Whichever backend is active, optimisers and learning-rate schedulers are the bundled ones and
-checkpoint I/O is the project's (`dpt_runs.checkpoint`): Dassl 0.6.3's warmup scheduler passes
-`verbose` to LRScheduler.__init__ (a TypeError on torch >= 2.7) and its checkpoints pickle objects
-that `torch.load(weights_only=True)` refuses.
+checkpoint I/O and the run log are the project's (`dpt_runs.checkpoint`, `dpt_runs.run_log`): Dassl
+0.6.3's warmup scheduler passes `verbose` to LRScheduler.__init__ (a TypeError on torch >= 2.7), its
+checkpoints pickle objects that `torch.load(weights_only=True)` refuses, and its logger truncates the
+log of an earlier run into the folder within the same second.
 """
 import os
 import os.path as osp
@@ -55,8 +56,9 @@ def _dassl_available():
     return True
 
 
-# Always the bundled optimisers and the project's checkpoint I/O (see the module docstring for why).
+# Always the bundled optimisers and the project's checkpoint I/O and run log (see the module docstring for why).
 from dpt_runs.checkpoint import load_checkpoint, load_pretrained_weights, resume_from_checkpoint, save_checkpoint  # noqa: E402
+from dpt_runs.run_log import setup_logger  # noqa: E402
 
 from .lite.optim import build_lr_scheduler, build_optimizer  # noqa: E402
 
@@ -82,7 +84,6 @@ if _dassl_available():
         mkdir_if_missing,
         read_json,
         set_random_seed,
-        setup_logger,
         write_json,
     )
 
@@ -111,7 +112,7 @@ else:
         build_dataset,
     )
     from .lite.evaluation import EVALUATOR_REGISTRY, build_evaluator, compute_accuracy
-    from .lite.logging import collect_env_info, setup_logger
+    from .lite.logging import collect_env_info
     from .lite.registry import Registry
     from .lite.trainer import TRAINER_REGISTRY, SimpleTrainer, TrainerX, build_trainer
     from .lite.transforms import build_transform

@@ -37,7 +37,8 @@ STANDIN_DASSL = {
         "from dassl_compat.lite.evaluation import EVALUATOR_REGISTRY, build_evaluator\n",
     "dassl/metrics/__init__.py": "from dassl_compat.lite.evaluation import compute_accuracy\n",
     "dassl/utils/__init__.py": (
-        "from dassl_compat.lite.logging import collect_env_info, setup_logger\n"
+        "from dassl_compat.lite.logging import collect_env_info\n"
+        "from dpt_runs.run_log import setup_logger\n"
         "from dassl_compat.lite.registry import Registry\n"
         "from dassl_compat.lite.utils import (AverageMeter, MetricMeter, count_num_param, listdir_nohidden,\n"
         "    mkdir_if_missing, read_json, set_random_seed, write_json)\n"

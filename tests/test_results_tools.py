@@ -107,6 +107,30 @@ def test_newest_log_with_a_result_is_used(tmp_path):
     assert run_accuracy(run_dir) == 70.5
 
 
+def test_runs_within_one_second_keep_one_log_each_and_the_last_one_is_read(tmp_path, monkeypatch):
+    """dpt_runs.run_log under either engine: a third run started in the second of the second one does not
+    truncate its log (Dassl's logger would), and the results read the newest log first."""
+    import sys
+
+    from dpt_runs.run_log import setup_logger
+
+    monkeypatch.setattr("time.strftime", lambda pattern: "-2026-12-03-03-11-29")
+    console = sys.stdout
+    try:
+        for accuracy in (60.0, 70.5, None, 80.5):  # the third run crashed before testing
+            setup_logger(str(tmp_path))
+            print(training_log(accuracy), end="")
+    finally:
+        sys.stdout.close()
+        sys.stdout = console
+    logs = sorted(path.name for path in tmp_path.iterdir())
+    assert logs == ["log.txt", "log.txt-2026-12-03-03-11-29", "log.txt-2026-12-03-03-11-29-1",
+                    "log.txt-2026-12-03-03-11-29-2"]
+    assert run_accuracy(tmp_path) == 80.5
+    (tmp_path / "log.txt-2026-12-03-03-11-29-2").unlink()
+    assert run_accuracy(tmp_path) == 70.5
+
+
 @pytest.mark.parametrize(
     ("folder_name", "display"),
     [("oxford_flowers", "Flowers102"), ("OxfordFlowers", "Flowers102"), ("dtd", "DTD"),

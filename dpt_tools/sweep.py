@@ -26,6 +26,7 @@ import difflib
 import fcntl
 import functools
 import io
+import itertools
 import json
 import os
 import os.path as osp
@@ -78,7 +79,10 @@ SPEC_FIELDS = {
     "jobs", "threads", "partition", "time", "cpus", "gpus", "mem", "account", "qos", "array_parallelism",
     "sbatch", "wait",
 }
-FINAL = ("done", "failed")
+# SLURM's reasons for a pending job that stay until the job or the cluster is changed: such a job is "stuck".
+SLURM_RETRY_PAUSE = 5  # seconds between tries of a SLURM command that failed
+NEVER_STARTS = ("PartitionConfig", "BadConstraints", "PartitionNodeLimit", "PartitionTimeLimit", "InvalidAccount",
+                "InvalidQOS", "DependencyNeverSatisfied")
 
 
 # ---------------------------------------------------------------------------------------------- trainers
@@ -426,12 +430,33 @@ class SweepState:
             return json.load(file)
 
 
+def slurm_answer(command, tries=3):
+    """The output of a SLURM command (squeue, sinfo). When it fails (slurmctld busy or down) it is tried again,
+    then a UserError: an empty answer must never be read as "no jobs queued" (the runs would be submitted twice)."""
+    error = ""
+    for attempt in range(tries):
+        if attempt:
+            time.sleep(SLURM_RETRY_PAUSE)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            error = "no answer in 60 s"
+            continue
+        if done.returncode == 0:
+            return done.stdout
+        error = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+    raise UserError(f"{shlex.join(command)} failed ({error}), so the sweep cannot tell which of its jobs SLURM holds "
+                    "and submits nothing on a guess. Check that the cluster answers (squeue), then run the command "
+                    "again.")
+
+
 def slurm_states(job_ids):
-    """{job id: SLURM state} of the jobs squeue still lists (pending, running, requeued...)."""
+    """{job id: (SLURM state, reason)} of the jobs squeue still lists (pending, running, requeued...)."""
     if not job_ids or shutil.which("squeue") is None:
         return {}
-    listed = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T"], capture_output=True, text=True)
-    states = dict(line.split() for line in listed.stdout.splitlines() if line.strip())
+    listed = slurm_answer(["squeue", "-h", "-r", "-o", "%i %T %r"])
+    states = {job: (state, reason) for job, state, reason in
+              (line.split(maxsplit=2) for line in listed.splitlines() if line.strip())}
     return {job: states[job] for job in job_ids if job in states}
 
 
@@ -460,16 +485,20 @@ def is_done(folder):
 
 
 def run_status(name, entry, output, queued):
-    """(status, detail) of a run: done / queued / running / failed / not started."""
+    """(status, detail) of a run: done / queued / running / stuck (pending for a reason in NEVER_STARTS) /
+    failed / not started."""
     if is_done(osp.join(output, name)):
         return "done", ""
     job = entry.get("job")
     if not job:
         return "not started", ""
     if job["executor"] == "slurm":
-        state = queued.get(job["id"])
+        state, reason = queued.get(job["id"], (None, ""))
         if state in ("RUNNING", "COMPLETING", "CONFIGURING"):
             return "running", f"job {job['id']}"
+        if state == "PENDING" and reason in NEVER_STARTS:
+            return "stuck", (f"job {job['id']} pending, and SLURM will not start it: {reason}. Launch again with "
+                             "resources the partition has (the stuck job is cancelled), or scancel it.")
         if state is not None:
             return "queued", f"job {job['id']} {state.lower()}"
     elif job.get("returncode") is None and job["host"] == socket.gethostname() and process_alive(job["pid"]):
@@ -577,8 +606,7 @@ def launch_local(runs, state, jobs, threads):
 
 
 def slurm_partitions():
-    listed = subprocess.run(["sinfo", "-h", "-o", "%R"], capture_output=True, text=True)
-    return sorted(set(listed.stdout.split()))
+    return sorted(set(slurm_answer(["sinfo", "-h", "-o", "%R"]).split()))
 
 
 def check_slurm(options):
@@ -595,6 +623,23 @@ def check_slurm(options):
                 f"--partition {options.partition}: SLURM has no such partition (sinfo lists: "
                 f"{', '.join(partitions) or 'none'}). Give one of these."
             )
+    partition, cpus = partition_cpus(options.partition)
+    if cpus and options.cpus > cpus:
+        raise UserError(f"--cpus {options.cpus}: the nodes of partition {partition} have at most {cpus} CPUs, so "
+                        f"SLURM would never start these jobs. Give --cpus {cpus} or fewer, or another --partition.")
+
+
+def partition_cpus(partition):
+    """(the partition, the most CPUs one of its nodes has); `partition` "" is the cluster's default partition,
+    (.., 0) when sinfo does not say."""
+    most = {}
+    for line in slurm_answer(["sinfo", "-h", "-o", "%P %c"]).splitlines():
+        name, cpus = line.split()
+        if name.endswith("*"):
+            name = name[:-1]
+            partition = partition or name
+        most[name] = max(most.get(name, 0), int(cpus.rstrip("+")))
+    return partition, most.get(partition, 0)
 
 
 def launch_slurm(runs, state, options, queued_training):
@@ -608,10 +653,7 @@ def launch_slurm(runs, state, options, queued_training):
                         "pip install 'dpt-prompt-tuning[slurm]' (or pip install submitit).") from None
 
     executor = submitit.SlurmExecutor(folder=osp.join(state.folder, "slurm", "%j"), max_num_timeout=10)
-    if any("=" not in pair for pair in options.sbatch):
-        raise UserError(f"--sbatch {' '.join(options.sbatch)}: give each sbatch option as NAME=VALUE "
-                        "(e.g. constraint=a100 exclude=node3).")
-    extra = dict(pair.split("=", 1) for pair in options.sbatch)
+    extra = dict(pair.split("=", 1) for pair in as_words(options.sbatch))
     parameters = {
         "partition": options.partition or None, "time": options.time, "cpus_per_task": options.cpus,
         "gpus_per_node": options.gpus or None, "mem": options.mem or None, "account": options.account or None,
@@ -628,8 +670,15 @@ def launch_slurm(runs, state, options, queued_training):
             continue
         dependency = {"dependency": f"afterok:{submitted[after]}", "kill_on_invalid_dep": "yes"} if after else {}
         executor.update_parameters(additional_parameters={**extra, **dependency})
-        jobs = executor.map_array(SlurmRun(), [run.args for run in group], [state.log_path(r.name) for r in group],
-                                  [options.cpus] * len(group))
+        try:
+            jobs = executor.map_array(SlurmRun(), [run.args for run in group],
+                                      [state.log_path(r.name) for r in group], [options.cpus] * len(group))
+        except submitit.core.utils.FailedJobError as refused:
+            reason = (str(refused).strip().splitlines() or ["no reason given"])[-1]
+            before = len(submitted) - len(queued_training)
+            raise UserError(f"sbatch refused {len(group)} run(s) of the sweep ({reason}); {before} run(s) were "
+                            "submitted before. Ask for resources the partition has (--cpus, --gpus, --mem, --time, "
+                            "--sbatch) and launch again: the submitted runs are kept.") from None
         with state.editing() as data:
             for run, job in zip(group, jobs):
                 submitted[run.name] = job.job_id
@@ -685,6 +734,8 @@ def choose(names, known, what, flag):
 
 def build_grid(options):
     """The Grid and executor options from the command line over the spec file's fields."""
+    sbatch = list(itertools.takewhile(lambda word: "=" in word, options.sbatch))  # argparse hands --sbatch the
+    options.sbatch, options.opts = sbatch, options.sbatch[len(sbatch):] + options.opts  # train.py options too
     spec = read_spec(options.spec) if options.spec else {}
     for key, value in spec.items():
         default = LAUNCH_DEFAULTS.get(key)
@@ -718,6 +769,9 @@ def build_grid(options):
             raise UserError(f"--{flag} {' '.join(words)}: give whole numbers (e.g. --{flag} 1 2 4).")
         numbers[flag] = tuple(int(word) for word in words)
     opts = tuple(as_words(options.opts))
+    if any("=" not in pair for pair in as_words(options.sbatch)):
+        raise UserError(f"sbatch: {' '.join(as_words(options.sbatch))}: give each sbatch option as NAME=VALUE "
+                        "(e.g. constraint=a100 exclude=node3).")
     if len(opts) % 2:
         raise UserError(f"The options after the flags must be KEY VALUE pairs; got {len(opts)} words: "
                         f"{' '.join(opts)}. Give a value after each key.")
@@ -747,9 +801,15 @@ def launch(options):
 
 
 def launch_runs(grid, runs, state, options):
-    """Skip the finished and the queued or running runs, refuse changed ones, run or submit the others."""
+    """Skip the finished and the queued or running runs, refuse changed ones, run or submit the others (a
+    stuck job, and the queued evaluations waiting for it, are cancelled and submitted again)."""
     current = statuses(grid.output)
     busy = {name for name, status, _, _ in current if status in ("queued", "running")}
+    stuck = {name for name, status, _, _ in current if status == "stuck"}
+    stuck |= {run.name for run in runs if run.after in stuck and run.name in busy}
+    if stuck:
+        cancel_jobs(state, stuck)
+        busy -= stuck
     finished, refused, pending = [], [], []
     for run in runs:
         folder = run.folder(grid.output)
@@ -789,6 +849,17 @@ def launch_runs(grid, runs, state, options):
                                                      "pid": os.getpid()}
             state.launched()  # the runs are marked: another launch now sees them as queued
             launch_local(pending, state, options.jobs, options.threads)
+
+
+def cancel_jobs(state, names):
+    """scancel the SLURM jobs of the runs `names`."""
+    jobs = sorted(entry["job"]["id"] for name, entry in state.read()["runs"].items() if name in names)
+    done = subprocess.run(["scancel", *jobs], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UserError(f"scancel {' '.join(jobs)} failed ({done.stderr.strip()}): these jobs of the sweep can "
+                        "never start and must be cancelled before their runs are submitted again. Cancel them, "
+                        "then launch again.")
+    print(f"Cancelled {len(jobs)} job(s) SLURM would never start: {' '.join(jobs)}")
 
 
 def wait_and_report(output):

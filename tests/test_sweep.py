@@ -49,7 +49,7 @@ def sweep_cli(*args, cwd=ROOT, check=True):
     env = {key: value for key, value in os.environ.items() if key not in SCRIPT_VARIABLES}
     env.update(PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
     done = subprocess.run([sys.executable, "-m", "dpt_tools.sweep", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=1200)  # a sweep that never ends fails the test
     if check:
         assert done.returncode == 0, done.stdout + done.stderr
     return done
@@ -145,6 +145,9 @@ def test_bad_input_is_one_paragraph_naming_the_fix(capsys, tmp_path, monkeypatch
     spec = tmp_path / "grid.yaml"
     spec.write_text("protocol: few-shot\ntrainer: [DPT]\n")
     assert "unknown field 'trainer'. Do you mean trainers" in error_of(capsys, "launch", "--spec", str(spec))
+    spec.write_text(f"protocol: few-shot\ntrainers: [CoOp]\nroot: {tmp_path}\nsbatch: [constraint]\n")
+    assert "sbatch: constraint: give each sbatch option as NAME=VALUE" in error_of(capsys, "launch", "--spec",
+                                                                                    str(spec))
     assert "--trainers: unknown trainer 'DTP'. Do you mean DPT" in error_of(
         capsys, "launch", "--protocol", "few-shot", "--trainers", "DTP", "--root", str(tmp_path))
     missing = error_of(capsys, "launch", "--protocol", "few-shot", "--trainers", "CoOp", "--datasets", "eurosat",
@@ -166,6 +169,36 @@ def test_an_unknown_partition_lists_the_partitions(capsys, tmp_path):
     error = error_of(capsys, "launch", "--protocol", "few-shot", "--trainers", "CoOp", "--datasets", "toy_fog",
                      "--root", str(tmp_path), "--executor", "slurm", "--partition", "gpu-nowhere")
     assert "--partition gpu-nowhere: SLURM has no such partition" in error and partitions[0] in error
+
+
+@needs_slurm
+def test_more_cpus_than_a_node_has_is_refused_before_submitting(capsys, tmp_path):
+    most = max(int(word.rstrip("+")) for word in
+               subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True).stdout.split())
+    error = error_of(capsys, "launch", "--protocol", "few-shot", "--trainers", "CoOp", "--datasets", "toy_fog",
+                     "--root", str(tmp_path), "--output", str(tmp_path / "out"), "--executor", "slurm",
+                     "--cpus", str(most + 1))
+    assert f"--cpus {most + 1}: the nodes of partition" in error and f"at most {most} CPUs" in error
+    assert f"Give --cpus {most} or fewer" in error and not (tmp_path / "out").exists()
+
+
+def test_a_failing_squeue_is_an_error_not_an_empty_queue(capsys, tmp_path, monkeypatch):
+    """When squeue fails (slurmctld busy or down), the sweep's queued jobs must not be taken for lost runs
+    (a launch would submit them twice): status and launch stop with the error."""
+    output = tmp_path / "out"
+    state = sweep.SweepState(str(output))
+    with state.editing() as data:
+        data["runs"]["toy_fog/CoOp/toy_1shots/nctx16_cscFalse_ctpend/seed1"] = {
+            "args": [], "after": None, "log": state.log_path("run"), "job": {"executor": "slurm", "id": "7_0"}}
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "squeue").write_text("#!/bin/sh\necho 'squeue: error: Socket timed out on send/recv' >&2\nexit 1\n")
+    (fake_bin / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(sweep, "SLURM_RETRY_PAUSE", 0)
+    error = error_of(capsys, "status", str(output))
+    assert "squeue -h -r -o '%i %T %r' failed (squeue: error: Socket timed out on send/recv)" in error
+    assert "submits nothing on a guess" in error
 
 
 # ------------------------------------------------------------------------------ real runs of the toy grid
@@ -267,8 +300,8 @@ def test_launching_again_submits_nothing_then_only_what_is_missing(toy_root, slu
     changed = {name for name, job in state_jobs(slurm_output).items() if job != jobs[name]}
     assert changed == {lost}
     assert_same_results(before, results(slurm_output))
-    refused = sweep_cli("launch", *toy_grid_args(toy_root, slurm_output), "--executor", "slurm", "OPTIM.MAX_EPOCH",
-                        "4", check=False)
+    refused = sweep_cli("launch", *toy_grid_args(toy_root, slurm_output), "--executor", "slurm", "--cpus", "1",
+                        "OPTIM.MAX_EPOCH", "4", check=False)
     assert refused.returncode == 2 and "Nothing was submitted" in refused.stderr
     assert "OPTIM.MAX_EPOCH: 3 there, 4 now" in refused.stderr
 
@@ -292,6 +325,28 @@ def test_a_run_with_a_bad_option_fails_alone_and_status_names_it(toy_root, tmp_p
     assert re.search(r"^done +toy_fog/DPT/", status.stdout, re.M)
 
 
+@pytest.mark.sweep
+@needs_slurm
+def test_a_job_slurm_never_starts_is_stuck_and_the_next_launch_replaces_it(toy_root, tmp_path, monkeypatch, capsys):
+    output = str(tmp_path / "output")
+    args = ["--protocol", "few-shot", "--trainers", "CoOp", "--datasets", "toy_fog", "--shots", "1", "--seeds", "1",
+            "--root", toy_root, "--output", output, "--executor", "slurm"]
+    epochs = ["OPTIM.MAX_EPOCH", "1", "TRAIN.ALLOW_NO_LEARNING", "True"]  # the plumbing only
+    too_many = os.cpu_count() * 64
+    with monkeypatch.context() as patched:  # a cluster whose sinfo does not tell the CPUs per node
+        patched.setattr(sweep, "partition_cpus", lambda partition: (partition, 0))
+        assert sweep.main(["launch", *args, "--cpus", str(too_many), "--wait", *epochs]) == 1  # not waiting forever
+    refused = sweep_cli("launch", *args, "--cpus", str(too_many), "--wait", *epochs, check=False)
+    assert refused.returncode == 2 and f"--cpus {too_many}: the nodes of partition" in refused.stderr
+    status = sweep_cli("status", output, check=False)
+    assert status.returncode == 1 and status.stdout.startswith("1 stuck (of 1 runs)"), status.stdout
+    assert "SLURM will not start it: PartitionConfig" in status.stdout
+    (stuck_job,) = [job["id"] for job in state_jobs(output).values()]
+    replaced = sweep_cli("launch", *args, "--cpus", "1", "--wait", *epochs)
+    assert f"Cancelled 1 job(s) SLURM would never start: {stuck_job}" in replaced.stdout
+    assert "1 done (of 1 runs)" in replaced.stdout and job_state(stuck_job) == ""
+
+
 def job_state(job_id):
     return subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout.strip()
 
@@ -312,11 +367,13 @@ def test_a_requeued_job_resumes_and_ends_with_the_prompts_of_an_uninterrupted_ru
         time.sleep(0.2)
     subprocess.run(["scontrol", "requeue", job], check=True)
     while job_state(job) != "PENDING":  # a requeued job waits (BeginTime) before it may start again: now
+        assert time.monotonic() < deadline, f"job {job} was not requeued: {job_state(job)}"
         time.sleep(0.2)
     subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], check=True)
     reference = str(tmp_path / "local")
     sweep_cli("launch", *grid, "--output", reference, "--threads", "1", *epochs)  # uninterrupted, meanwhile
-    assert sweep_cli("launch", *grid, "--output", output, "--wait", "--executor", "slurm", *epochs).returncode == 0
+    again = sweep_cli("launch", *grid, "--output", output, "--wait", "--executor", "slurm", "--cpus", "1", *epochs)
+    assert "0 to run" in again.stdout and "Submitted" not in again.stdout  # the requeued job is the sweep's
     log = open(sweep.SweepState(output).log_path(osp.relpath(folder, output))).read()
     assert "(restart 1)" in log and "will resume training" in log.split("(restart 1)")[1]
     assert_same_results(results(reference), results(output))

@@ -1,7 +1,8 @@
 """Install the DPT harness: `pip install .` (or a wheel): packages, shipped configs and weights, console scripts.
 
-The repository keeps the layout users asked for (`configs/` at the root); in the wheel the same files
-are package data of `dpt_tools` (`dpt_tools/configs/...`), found by `dpt_tools.config_files`. The toy
+The repository keeps the layout users asked for (`configs/` and `scripts/` at the root); in the wheel the
+same files are package data of `dpt_tools` (`dpt_tools/configs/...`, found by `dpt_tools.config_files`;
+`dpt_tools/scripts/...`, whose settings.sh `dpt-sweep` reads to make the runs the scripts make). The toy
 CLIP weights are package data of `dpt_models` (`dpt_models/weights/`). Top-level import names: `trainers`
 (CoOp's convention), and names unique to this project (`dpt_models`, `dpt_runs`, `dassl_compat`, `clip_datasets`,
 `dpt_tools`, `dpt_toyworld`, `dpt_plugin`); a clone's `train.py` is not installed (`dpt-train` runs the same code).
@@ -11,10 +12,17 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
-CONFIG_PACKAGES = sorted(
-    "dpt_tools.configs" + "".join(f".{part}" for part in folder.relative_to(HERE / "configs").parts)
-    for folder in [HERE / "configs", *(path for path in (HERE / "configs").rglob("*") if path.is_dir())]
-)
+
+
+def data_packages(folder):
+    """Every folder under the repository's `folder`/ as a package `dpt_tools.<folder>.<sub>...` of the wheel."""
+    root = HERE / folder
+    return sorted(".".join(("dpt_tools", folder, *path.relative_to(root).parts))
+                  for path in [root, *(path for path in root.rglob("*") if path.is_dir())])
+
+
+CONFIG_PACKAGES = data_packages("configs")
+SCRIPT_PACKAGES = data_packages("scripts")
 
 
 def requirements():
@@ -31,12 +39,13 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["dpt_models*", "dpt_runs*", "dassl_compat*", "trainers*", "clip_datasets*",
                                     "dpt_tools*", "dpt_toyworld*"])
-    + CONFIG_PACKAGES,
-    package_dir={package: "configs/" + "/".join(package.split(".")[2:]) for package in CONFIG_PACKAGES},
+    + CONFIG_PACKAGES + SCRIPT_PACKAGES,
+    package_dir={package: "/".join(package.split(".")[1:]) for package in CONFIG_PACKAGES + SCRIPT_PACKAGES},
     package_data={
         "dpt_models": ["weights/*.pt"],
         "dpt_tools": ["sweeps/*.yaml"],
         **{package: ["*.yaml"] for package in CONFIG_PACKAGES},
+        **{package: ["*.sh"] for package in SCRIPT_PACKAGES},
     },
     py_modules=["dpt_plugin"],
     install_requires=requirements(),

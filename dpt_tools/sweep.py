@@ -68,8 +68,10 @@ PROTOCOL_SCRIPTS = {
     "dg": ("xd_train", "eval"),
 }
 TRANSFER_SOURCE = "imagenet"  # the source dataset of the cross-dataset and DG protocols, as in the scripts
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS_DIR = REPO_ROOT / "scripts"
+# scripts/ of the clone, or its copy in an installed wheel (package data, as configs/): the methods' settings.sh
+SCRIPTS_DIR = next((folder for folder in (Path(__file__).resolve().parent / "scripts",
+                                          Path(__file__).resolve().parent.parent / "scripts") if folder.is_dir()),
+                   Path(__file__).resolve().parent.parent / "scripts")
 SPEC_DIR = Path(__file__).resolve().parent / "sweeps"
 STATE_DIR = ".sweep"
 STATE_FILE = "state.json"
@@ -114,7 +116,7 @@ class MethodScripts:
 @functools.cache
 def method_scripts(trainer):
     """The scripts/<method> folder whose main.sh runs `trainer`, read from its settings.sh (None: no such
-    folder, e.g. in an installed copy or for a plugin's trainer)."""
+    folder, e.g. for a plugin's trainer)."""
     for main in sorted(SCRIPTS_DIR.glob("*/main.sh")):
         if not re.search(rf'common/main\.sh" {re.escape(trainer)} ', main.read_text()):
             continue

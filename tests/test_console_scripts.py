@@ -58,6 +58,22 @@ def console_scripts(bin_dir):
     return listed.stdout.split()
 
 
+def test_the_installed_sweep_plans_the_runs_of_the_clones_scripts(installed, tmp_path):
+    """The wheel carries the scripts' settings.sh: an installed dpt-sweep names each run's folder (variant
+    tags included) and picks each method's default config as `bash scripts/<method>/main.sh` in a clone does."""
+    grid = ["launch", "--protocol", "few-shot", "--trainers", "all", "--datasets", "eurosat", "--shots", "4",
+            "--seeds", "1", "--root", str(tmp_path), "--output", "out", "--dry-run"]
+
+    def runs(command, **env):
+        done = subprocess.run([*command, *grid], cwd=tmp_path, env={**os.environ, **env}, capture_output=True,
+                              text=True, timeout=600, check=True)
+        return [line for line in done.stdout.splitlines() if line and not line.startswith(" ")]
+
+    clone = runs([sys.executable, "-m", "dpt_tools.sweep"], PYTHONPATH=str(ROOT))
+    assert "eurosat/CoOp/vit_b16_ep50_4shots/nctx16_cscFalse_ctpend/seed1" in clone
+    assert runs([str(installed / "dpt-sweep")], PYTHONPATH="") == clone
+
+
 def test_every_console_script_exits_0_on_success_and_non_zero_on_failure(installed, tmp_path):
     assert sorted(SESSION) == console_scripts(installed)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}  # the installed copy, not this clone

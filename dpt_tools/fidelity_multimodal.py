@@ -25,6 +25,8 @@ import tempfile
 import torch
 
 from dassl_compat.errors import UserError, exit_on_user_error
+from dpt_tools.fidelity_multimodal_side import METHODS
+from dpt_tools.their_code import REPOSITORY_URLS, THEIR_SUCCESSORS
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_CLIP = osp.join(ROOT, "tests", "fixtures", "clip_tiny_fp16.pt")
@@ -32,7 +34,6 @@ TINY_CLIP = osp.join(ROOT, "tests", "fixtures", "clip_tiny_fp16.pt")
 MAPLE_CLIP = {"embed_dim": 32, "image_resolution": 32, "vision_layers": 2, "vision_width": 768,
               "vision_patch_size": 16, "transformer_width": 512, "transformer_layers": 2, "seed": 2023}
 INPUT_SIZE = 32
-REPOSITORY_OF = {"maple": "maple_repo", "ivlp": "maple_repo", "promptsrc": "promptsrc_repo"}
 
 
 def maple_clip_state_dict():
@@ -44,11 +45,11 @@ def maple_clip_state_dict():
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--maple-repo", default="", help="a clone of muzairkhattak/multimodal-prompt-learning")
-    parser.add_argument("--promptsrc-repo", default="", help="a clone of muzairkhattak/PromptSRC")
+    parser.add_argument("--maple-repo", default="", help=f"a clone of {REPOSITORY_URLS['maple_repo']}")
+    parser.add_argument("--promptsrc-repo", default="", help=f"a clone of {REPOSITORY_URLS['promptsrc_repo']}")
     parser.add_argument("--dassl", required=True, help="a Dassl.pytorch clone or the dassl-0.6.3 wheel file")
     parser.add_argument("--out", default=osp.join(ROOT, "tests", "fixtures"), help="the fixtures' folder")
-    parser.add_argument("--methods", nargs="+", default=["maple", "ivlp", "promptsrc"], choices=list(REPOSITORY_OF))
+    parser.add_argument("--methods", nargs="+", default=["maple", "ivlp", "promptsrc"], choices=list(METHODS))
     parser.add_argument("--python", default=sys.executable, help="the interpreter that runs the authors' code")
     return parser
 
@@ -56,12 +57,13 @@ def build_parser():
 def check_repository(path, flag, method):
     if not path or not osp.isfile(osp.join(path, "trainers", "__init__.py")):
         raise UserError(f"{method} needs --{flag.replace('_', '-')}: a clone of the authors' repository (a folder "
-                        f"with trainers/ and clip/), got {path!r}")
+                        f"with trainers/ and clip/: git clone {REPOSITORY_URLS[flag]}), got {path!r}")
 
 
 def run_method(args, method, workdir):
-    repository = getattr(args, REPOSITORY_OF[method])
-    check_repository(repository, REPOSITORY_OF[method], method)
+    flag = THEIR_SUCCESSORS[METHODS[method][0]].repository
+    repository = getattr(args, flag)
+    check_repository(repository, flag, method)
     weights = TINY_CLIP
     if method == "maple":
         weights = osp.join(workdir, "maple_clip.pt")

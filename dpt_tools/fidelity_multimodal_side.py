@@ -2,19 +2,19 @@
 from their clone, run on a small CLIP on the CPU in fp32; writes one fixture file. Started by
 `python -m dpt_tools.fidelity_multimodal`, not by hand.
 
-Their code imports `trainers`, `clip` and `dassl`, names that ours share, so this module imports only torch
-and yacs. Patched from outside, because their code cannot run on a CPU in fp32 otherwise: `.cuda()` and
-`.half()` (tensors and modules) are identities, and their `clip._download` returns the given weight file.
+Their code imports `trainers`, `clip` and `dassl`, names that ours share, so this module imports only torch,
+yacs and `dpt_tools.their_code`, which imports their trainer patched from outside (`.cuda()` and `.half()`
+identities, their `clip._download` returning the given weight file).
 Their `forward_backward` computes the loss and gradients; an SGD at learning rate 0 stands in for Dassl's
 optimiser at the first step (the parameters do not move), their scheduler step is a no-op.
 """
 import argparse
-import importlib
-import sys
 from collections import OrderedDict
 
 import torch
 from yacs.config import CfgNode
+
+from dpt_tools.their_code import THEIR_SUCCESSORS, import_their_trainer
 
 CLASSNAMES = ["Annual Crop Land", "Forest", "Herbaceous Vegetation Land", "Highway or Road", "Industrial Buildings",
               "Pasture Land", "Permanent Crop Land", "Residential Buildings", "River", "Sea or Lake"]
@@ -22,15 +22,16 @@ LABELS = [0, 3, 5, 9]
 INPUT_SEED = 7  # images [4, 3, S, S] ~ N(0, 1) from this seed
 VALUE_SEED = 11  # MaPLe's trainable values and gradient sketches (`seeded_normal`)
 SKETCH_COLUMNS = 16
-# method -> (their module under trainers/, their class, config node, the options of the fixture)
+# fixture -> (the method, their trainer in `THEIR_SUCCESSORS`; the options of the fixture)
 METHODS = {
-    "maple": ("maple", "MaPLe", "MAPLE", {"N_CTX": 2, "CTX_INIT": "a photo of a", "PROMPT_DEPTH": 2}),
-    "ivlp": ("independentVL", "IVLP", "IVLP", {"N_CTX_TEXT": 2, "N_CTX_VISION": 2, "CTX_INIT": "a photo of a",
-                                               "PROMPT_DEPTH_TEXT": 2, "PROMPT_DEPTH_VISION": 2}),
-    "promptsrc": ("promptsrc", "PromptSRC", "PROMPTSRC", {
+    "maple": ("MaPLe", {"N_CTX": 2, "CTX_INIT": "a photo of a", "PROMPT_DEPTH": 2}),
+    "ivlp": ("IVLP", {"N_CTX_TEXT": 2, "N_CTX_VISION": 2, "CTX_INIT": "a photo of a", "PROMPT_DEPTH_TEXT": 2,
+                      "PROMPT_DEPTH_VISION": 2}),
+    "promptsrc": ("PromptSRC", {
         "N_CTX_TEXT": 4, "N_CTX_VISION": 4, "CTX_INIT": "a photo of a", "PROMPT_DEPTH_TEXT": 2,
         "PROMPT_DEPTH_VISION": 2, "TEXT_LOSS_WEIGHT": 25, "IMAGE_LOSS_WEIGHT": 10, "GPA_MEAN": 2, "GPA_STD": 1}),
 }
+BACKBONE = "ViT-B/16"  # the name their configs give; the weights are the fixture's small CLIP
 GPA_EPOCHS = 4  # PromptSRC: epochs of one step each, GPA over them
 GPA_LR = 0.5  # a learning rate that moves the tiny prompts visibly between epochs
 LATER_EPOCH = 2  # PromptSRC: loss and gradients also at this epoch (after 2 steps)
@@ -56,39 +57,26 @@ def stored_gradient(grad):
     return grad.clone()
 
 
-def neutralise_cuda_and_half():
-    identity = lambda self, *args, **kwargs: self  # noqa: E731
-    torch.Tensor.cuda = identity
-    torch.Tensor.half = identity
-    torch.nn.Module.cuda = identity
-    torch.nn.Module.half = identity
-
-
 def build_cfg(node_name, options, input_size, max_epoch):
     cfg = CfgNode()
     cfg.INPUT = CfgNode({"SIZE": (input_size, input_size)})
     cfg.OPTIM = CfgNode({"MAX_EPOCH": max_epoch})
-    cfg.MODEL = CfgNode({"BACKBONE": CfgNode({"NAME": "ViT-B/16"}), "INIT_WEIGHTS": ""})
+    cfg.MODEL = CfgNode({"BACKBONE": CfgNode({"NAME": BACKBONE}), "INIT_WEIGHTS": ""})
     cfg.TRAINER = CfgNode({node_name: CfgNode({**options, "PREC": "fp32"})})
     return cfg
 
 
 def their_trainer(args):
     """Their trainer object with their model (built by their code) and what forward_backward reads."""
-    module_name, class_name, node_name, options = METHODS[args.method]
-    sys.path[:0] = [args.repo, args.dassl]
-    neutralise_cuda_and_half()
-    module = importlib.import_module(f"trainers.{module_name}")
-    their_clip = importlib.import_module("clip.clip")
-    their_clip._MODELS["ViT-B/16"] = "weights"
-    their_clip._download = lambda url, *unused, **unused_kw: args.weights
-    cfg = build_cfg(node_name, options, args.input_size, GPA_EPOCHS)
+    method, options = METHODS[args.method]
+    module = import_their_trainer(method, args.repo, args.dassl, BACKBONE, args.weights)
+    cfg = build_cfg(THEIR_SUCCESSORS[method].config_node, options, args.input_size, GPA_EPOCHS)
     torch.manual_seed(0)
     clip_model = module.load_clip_to_cpu(cfg)
     model = module.CustomCLIP(cfg, CLASSNAMES, clip_model).float()
     for name, param in model.named_parameters():  # their build_model's selection
         param.requires_grad_(("prompt_learner" in name or "VPT" in name) and "ZS_image_encoder" not in name)
-    cls = getattr(module, class_name)
+    cls = getattr(module, THEIR_SUCCESSORS[method].class_name)
     trainer = cls.__new__(cls)  # without TrainerX.__init__ (data loaders)
     trainer.cfg, trainer.model = cfg, model
     trainer.optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0)
@@ -149,7 +137,7 @@ def main(argv=None):
     labels = torch.tensor(LABELS)
     values = {name: p.detach().clone() for name, p in trainable(model).items()}
     fixture = {
-        "meta": {"method": args.method, "classnames": CLASSNAMES, "options": METHODS[args.method][3],
+        "meta": {"method": args.method, "classnames": CLASSNAMES, "options": METHODS[args.method][1],
                  "values": "MaPLe: seeded_normal(shape, VALUE_SEED + 100 + index) in their parameter order; "
                            "otherwise their own initialisation after torch.manual_seed(0)",
                  "large_gradients": f"grad @ seeded_normal((in, {SKETCH_COLUMNS}), VALUE_SEED + 1, std=1)"},

@@ -2,21 +2,27 @@
 
     python -m dpt_tools.versus_reference --dpt-repo ../DPT --coop-repo ../CoOp --dassl-repo ../Dassl.pytorch \
         --methods DPT CoOp CoCoOp --backbone ViT-B/32 --classes 100 --batch-size 4 --threads 1
+    python -m dpt_tools.versus_reference --maple-repo ../multimodal-prompt-learning --promptsrc-repo ../PromptSRC \
+        --dassl-repo ../Dassl.pytorch --methods MaPLe IVLP PromptSRC --backbone ViT-B/16 --threads 1
 
 Their code is not part of this project: clone github.com/fanrena/DPT (their DPT), github.com/KaiyangZhou/CoOp
-(their CoOp and CoCoOp) and github.com/KaiyangZhou/Dassl.pytorch (their engine) and give the paths; Dassl's
-own requirements must be importable in this environment. Our side needs nothing else.
+(their CoOp and CoCoOp), github.com/muzairkhattak/multimodal-prompt-learning (their MaPLe and IVLP),
+github.com/muzairkhattak/PromptSRC (their PromptSRC) and github.com/KaiyangZhou/Dassl.pytorch (their engine)
+and give the paths; Dassl's own requirements must be importable in this environment. Our side needs nothing
+else.
 
 For each method, each side runs in a fresh process (`versus_reference_side`), one after the other, on the
 same randomly initialised CLIP of --backbone's OpenAI architecture, in fp32 on the CPU: their `build_model`,
 `forward_backward` and `model_inference` (their trainer built without its data loaders; their Dassl warmup
-scheduler, which fails on current torch, replaced by a plain one, off the timed path), and the same calls on
-the trainers that `dpt-benchmark` builds from the shipped configs. Classes are named `class number <i>` on
-both sides. Reported, as medians of --repeats calls after one warm-up: a training step; one evaluation
-batch as test() runs it ("first": eval mode entered, our text features computed once) and a later batch
-(ours cached, theirs computed again); then one whole evaluation of --eval-images images; the resident
-memory a training step adds and the process's peak (Linux). Then the ratios. A benchmark, not a test: the
-numbers depend on the machine and on what else runs on it (one thread per process on a loaded machine).
+scheduler, which fails on current torch, replaced by a plain one, off the timed path; MaPLe, IVLP and
+PromptSRC read our shipped config's keys and run patched as `dpt_tools.their_code` says, with `.cuda()` and
+`.half()` neutralised), and the same calls on the trainers that `dpt-benchmark` builds from the shipped
+configs. Classes are named `class number <i>` on both sides. Reported, as medians of --repeats calls after
+one warm-up: a training step; one evaluation batch as test() runs it ("first": eval mode entered, our text
+features computed once) and a later batch (ours cached, theirs computed again); then one whole evaluation
+of --eval-images images; the resident memory a training step adds and the process's peak (Linux). Then the
+ratios. A benchmark, not a test: the numbers depend on the machine and on what else runs on it (one thread
+per process on a loaded machine).
 """
 import argparse
 import json
@@ -31,14 +37,18 @@ from yacs.config import CfgNode
 from dassl_compat import get_cfg_default
 from dpt_models.clip_backbone import OPENAI_ARCHITECTURES, save_tiny_clip
 from dpt_models.errors import UserError, add_debug_argument, exit_on_user_error
-from dpt_tools.versus_reference_side import THEIR_TRAINERS
+from dpt_tools.their_code import REPOSITORY_URLS, THEIR_SUCCESSORS
+from dpt_tools.versus_reference_side import REPOSITORY_OPTIONS, THEIR_TRAINERS
 
 # repository option -> (the authors' repository, a file every clone of it has)
 REPOSITORIES = {
     "dpt_repo": ("https://github.com/fanrena/DPT", "trainers/DPT.py"),
     "coop_repo": ("https://github.com/KaiyangZhou/CoOp", "trainers/coop.py"),
+    "maple_repo": (REPOSITORY_URLS["maple_repo"], "trainers/maple.py"),
+    "promptsrc_repo": (REPOSITORY_URLS["promptsrc_repo"], "trainers/promptsrc.py"),
     "dassl_repo": ("https://github.com/KaiyangZhou/Dassl.pytorch", "dassl/config/__init__.py"),
 }
+VIT_B_WIDTH = 768  # their MaPLe's prompt projections are hard-coded to ViT-B's image width
 
 
 def build_parser():
@@ -46,6 +56,8 @@ def build_parser():
     parser.add_argument("--methods", nargs="+", default=list(THEIR_TRAINERS), choices=list(THEIR_TRAINERS))
     parser.add_argument("--dpt-repo", default="", help="a clone of github.com/fanrena/DPT (for DPT)")
     parser.add_argument("--coop-repo", default="", help="a clone of github.com/KaiyangZhou/CoOp (CoOp, CoCoOp)")
+    parser.add_argument("--maple-repo", default="", help=f"a clone of {REPOSITORY_URLS['maple_repo']} (MaPLe, IVLP)")
+    parser.add_argument("--promptsrc-repo", default="", help=f"a clone of {REPOSITORY_URLS['promptsrc_repo']}")
     parser.add_argument("--dassl-repo", default="", help="a clone of github.com/KaiyangZhou/Dassl.pytorch")
     parser.add_argument("--backbone", default="ViT-B/32", choices=[n for n in OPENAI_ARCHITECTURES if "ViT" in n])
     parser.add_argument("--classes", type=int, default=100)
@@ -67,11 +79,15 @@ def check_repositories(args):
         raise UserError(
             f"The authors' code is not part of this project: clone it and give each clone's path ({clones})."
         )
+    if "MaPLe" in args.methods and OPENAI_ARCHITECTURES[args.backbone]["vision_width"] != VIT_B_WIDTH:
+        raise UserError(f"--backbone {args.backbone}: the authors' MaPLe runs only on ViT-B (its prompt projections "
+                        f"are {VIT_B_WIDTH} wide); choose ViT-B/32 or ViT-B/16, or leave MaPLe out of --methods.")
 
 
-def their_config(args):
-    """The Dassl configuration of their trainers (Dassl's defaults, the same in the bundled engine), with
-    their keys at the values of their scripts (those of our shipped configs)."""
+def their_config(args, method):
+    """The Dassl configuration of their trainer of `method` (Dassl's defaults, the same in the bundled
+    engine), with their keys at the values of their scripts: those of our shipped configs, which MaPLe, IVLP
+    and PromptSRC read as they are (the file `dpt-benchmark` builds our trainer from), in fp32."""
     cfg = get_cfg_default()
     cfg.TRAINER.COOP = CfgNode(dict(N_CTX=16, CSC=False, CTX_INIT="", PREC="fp32", CLASS_TOKEN_POSITION="end"))
     cfg.TRAINER.COCOOP = CfgNode(dict(N_CTX=4, CTX_INIT="a photo of a", PREC="fp32"))
@@ -81,10 +97,24 @@ def their_config(args):
     cfg.PRETRAIN = CfgNode(dict(C=30))
     cfg.TRAINER.ALPHA = 0.3
     cfg.DATASET.NAME = "EuroSAT"  # their zero-shot template comes from the dataset's name
-    size = OPENAI_ARCHITECTURES[args.backbone]["image_resolution"]
-    cfg.INPUT.SIZE = (size, size)
     cfg.OPTIM.NAME, cfg.OPTIM.LR, cfg.OPTIM.MAX_EPOCH = "sgd", 0.002, 10
+    if method in THEIR_SUCCESSORS:
+        node = THEIR_SUCCESSORS[method].config_node
+        cfg.TRAINER[node] = CfgNode(new_allowed=True)
+        cfg.merge_from_file(shipped_config(method))
+        cfg.TRAINER[node].PREC = "fp32"
+    size = OPENAI_ARCHITECTURES[args.backbone]["image_resolution"]
+    cfg.MODEL.BACKBONE.NAME, cfg.INPUT.SIZE = args.backbone, (size, size)
     return cfg
+
+
+def shipped_config(method):
+    """The file of our trainer's shipped config (`default_config`), the one `dpt-benchmark` builds it from."""
+    import trainers  # noqa: F401  (registers the trainers)
+    from dassl_compat import TRAINER_REGISTRY
+    from dpt_tools.config_files import resolve_config
+
+    return resolve_config(TRAINER_REGISTRY.get(method).default_config, "trainers", trainer=method)
 
 
 def side_row(args, side, method, weights, config_file):
@@ -93,10 +123,11 @@ def side_row(args, side, method, weights, config_file):
         sys.executable, "-m", "dpt_tools.versus_reference_side", side, method, "--weights", weights,
         "--backbone", args.backbone, "--input-size", str(OPENAI_ARCHITECTURES[args.backbone]["image_resolution"]),
         "--classes", str(args.classes), "--batch-size", str(args.batch_size), "--repeats", str(args.repeats),
-        "--eval-images", str(args.eval_images), "--dpt-repo", osp.abspath(args.dpt_repo),
-        "--coop-repo", osp.abspath(args.coop_repo), "--dassl-repo", osp.abspath(args.dassl_repo),
-        "--their-config", config_file,
+        "--eval-images", str(args.eval_images), "--their-config", config_file,
     ]
+    for option in REPOSITORY_OPTIONS:
+        if getattr(args, option):
+            command += [f"--{option.replace('_', '-')}", osp.abspath(getattr(args, option))]
     threads = str(args.threads)
     environment = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     done = subprocess.run(command, capture_output=True, text=True, env=environment)
@@ -150,10 +181,10 @@ def main(argv=None):
         rows = {}
         with tempfile.TemporaryDirectory() as folder:
             weights = save_tiny_clip(osp.join(folder, "random_clip.pt"), **OPENAI_ARCHITECTURES[args.backbone])
-            config_file = osp.join(folder, "their_config.yaml")
-            with open(config_file, "w") as config:
-                config.write(their_config(args).dump())
             for method in args.methods:
+                config_file = osp.join(folder, f"their_config_{method}.yaml")
+                with open(config_file, "w") as config:
+                    config.write(their_config(args, method).dump())
                 rows[method] = {side: side_row(args, side, method, weights, config_file)
                                 for side in ("theirs", "ours")}
                 print("\n".join(format_rows(method, rows[method]["theirs"], rows[method]["ours"])), flush=True)

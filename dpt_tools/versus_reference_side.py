@@ -2,9 +2,9 @@
 print one JSON line. Started by `python -m dpt_tools.versus_reference`, not by hand.
 
 The authors' side must not see our modules: their code imports `trainers`, `clip` and `dassl` from their
-clones, names that ours share. So this module imports only torch, yacs and `dpt_tools.measure` at the top,
-and our trainers only on our side; their configuration arrives as a YAML file (`versus_reference` builds it
-from Dassl's defaults), so nothing here imports Dassl itself.
+clones, names that ours share. So this module imports only torch, yacs, `dpt_tools.measure` and
+`dpt_tools.their_code` at the top, and our trainers only on our side; their configuration arrives as a YAML
+file (`versus_reference` builds it from Dassl's defaults), so nothing here imports Dassl itself.
 """
 import argparse
 import contextlib
@@ -22,13 +22,16 @@ import torch
 from yacs.config import CfgNode
 
 from dpt_tools.measure import PeakRSS, evaluate, rss_kib
+from dpt_tools.their_code import THEIR_SUCCESSORS, import_their_trainer
 
-# method -> (repository, their module under trainers/, their class)
+# method -> (repository option, their module under trainers/, their class)
 THEIR_TRAINERS = {
     "DPT": ("dpt_repo", "DPT", "DPT"),
     "CoOp": ("coop_repo", "coop", "CoOp"),
     "CoCoOp": ("coop_repo", "cocoop", "CoCoOp"),
+    **{method: their[:3] for method, their in THEIR_SUCCESSORS.items()},
 }
+REPOSITORY_OPTIONS = sorted({"dassl_repo"} | {repository for repository, *_ in THEIR_TRAINERS.values()})
 
 
 def build_parser():
@@ -43,9 +46,8 @@ def build_parser():
     parser.add_argument("--batch-size", type=int, required=True)
     parser.add_argument("--repeats", type=int, required=True)
     parser.add_argument("--eval-images", type=int, required=True)
-    parser.add_argument("--dpt-repo", default="")
-    parser.add_argument("--coop-repo", default="")
-    parser.add_argument("--dassl-repo", default="")
+    for option in REPOSITORY_OPTIONS:
+        parser.add_argument(f"--{option.replace('_', '-')}", default="")
     return parser
 
 
@@ -53,19 +55,30 @@ def classnames(n_classes):
     return [f"class number {i}" for i in range(n_classes)]
 
 
-def their_trainer(args):
-    """The authors' trainer of args.method, built by their own build_model on the weights file."""
-    repo_flag, module_name, class_name = THEIR_TRAINERS[args.method]
+def their_module(args, cfg):
+    """Their trainer's module, loading the weights file as their CLIP. MaPLe, IVLP and PromptSRC load CLIP
+    in their own ways (prompted blocks, PromptSRC's frozen copies): their `clip` is pointed at the file
+    (`their_code`); the others' `load_clip_to_cpu` is replaced."""
+    repo_flag, module_name, _ = THEIR_TRAINERS[args.method]
+    if args.method in THEIR_SUCCESSORS:
+        return import_their_trainer(args.method, getattr(args, repo_flag), args.dassl_repo,
+                                    cfg.MODEL.BACKBONE.NAME, args.weights)
     sys.path[:0] = [getattr(args, repo_flag), args.dassl_repo]
     module = importlib.import_module(f"trainers.{module_name}")
     their_clip = importlib.import_module("clip.clip")
-    with open(args.their_config) as config_file:
-        cfg = CfgNode.load_cfg(config_file)
     state_dict = torch.load(args.weights, weights_only=True)
     module.load_clip_to_cpu = lambda cfg: their_clip.build_model(dict(state_dict))
+    return module
+
+
+def their_trainer(args):
+    """The authors' trainer of args.method, built by their own build_model on the weights file."""
+    with open(args.their_config) as config_file:
+        cfg = CfgNode.load_cfg(config_file)
+    module = their_module(args, cfg)
     # Dassl's warmup scheduler fails on current torch; the scheduler is not on the timed path.
     module.build_lr_scheduler = lambda optim, cfg: torch.optim.lr_scheduler.StepLR(optim, 10)
-    cls = getattr(module, class_name)
+    cls = getattr(module, THEIR_TRAINERS[args.method][2])
     trainer = cls.__new__(cls)  # without TrainerX.__init__, which builds the data loaders
     trainer._models, trainer._optims, trainer._scheds = OrderedDict(), OrderedDict(), OrderedDict()
     trainer._writer = None

@@ -64,7 +64,7 @@ _DATASET_ALIASES = {
 # Methods in the order the papers of this field list them; other trainers follow alphabetically.
 _TRAINER_ORDER = ("zeroshotclip", "zeroshotclip2", "coop", "cocoop", "vpt", "vlp", "dpt")
 
-_LOG_NAME = re.compile(r"^log\.txt(-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}(-(\d+))?)?$")
+_LOG_NAME = re.compile(r"^log\.txt(?:(?P<stamp>-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})(?:-(?P<repeat>\d+))?)?$")
 _ACCURACY_LINE = re.compile(r"\* accuracy:\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)%")
 _RESULT_HEADER = "=> result"
 _SEED_FOLDER = re.compile(r"^seed(\d+)$")
@@ -129,8 +129,8 @@ def log_files_newest_first(run_dir: Path) -> list[Path]:
     logs = {path: _LOG_NAME.match(path.name) for path in run_dir.iterdir() if path.is_file()}
 
     def age(path):
-        stamp, repeat = logs[path].group(1, 3)
-        return stamp is not None, (stamp or "")[:20], int(repeat or 0)
+        stamp, repeat = logs[path].group("stamp", "repeat")
+        return stamp is not None, stamp or "", int(repeat or 0)
 
     return sorted((path for path, match in logs.items() if match), key=age, reverse=True)
 

@@ -68,11 +68,10 @@ PROTOCOL_SCRIPTS = {
     "dg": ("xd_train", "eval"),
 }
 TRANSFER_SOURCE = "imagenet"  # the source dataset of the cross-dataset and DG protocols, as in the scripts
-# scripts/ of the clone, or its copy in an installed wheel (package data, as configs/): the methods' settings.sh
-SCRIPTS_DIR = next((folder for folder in (Path(__file__).resolve().parent / "scripts",
-                                          Path(__file__).resolve().parent.parent / "scripts") if folder.is_dir()),
-                   Path(__file__).resolve().parent.parent / "scripts")
-SPEC_DIR = Path(__file__).resolve().parent / "sweeps"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# the methods' settings.sh: an installed wheel's copy of scripts/ (package data, as configs/), else the clone's
+SCRIPTS_DIR = PACKAGE_DIR / "scripts" if (PACKAGE_DIR / "scripts").is_dir() else PACKAGE_DIR.parent / "scripts"
+SPEC_DIR = PACKAGE_DIR / "sweeps"
 STATE_DIR = ".sweep"
 STATE_FILE = "state.json"
 VARIANT_SETTINGS = (("NCTX", "nctx", "N_CTX"), ("CSC", "csc", "CSC"), ("CTP", "ctp", "CLASS_TOKEN_POSITION"))
@@ -81,8 +80,8 @@ SPEC_FIELDS = {
     "jobs", "threads", "partition", "time", "cpus", "gpus", "mem", "account", "qos", "array_parallelism",
     "sbatch", "wait",
 }
-# SLURM's reasons for a pending job that stay until the job or the cluster is changed: such a job is "stuck".
 SLURM_RETRY_PAUSE = 5  # seconds between tries of a SLURM command that failed
+# SLURM's reasons for a pending job that stay until the job or the cluster is changed: such a job is "stuck".
 NEVER_STARTS = ("PartitionConfig", "BadConstraints", "PartitionNodeLimit", "PartitionTimeLimit", "InvalidAccount",
                 "InvalidQOS", "DependencyNeverSatisfied")
 
@@ -608,7 +607,14 @@ def launch_local(runs, state, jobs, threads):
 
 
 def slurm_partitions():
-    return sorted(set(slurm_answer(["sinfo", "-h", "-o", "%R"]).split()))
+    """({partition: the most CPUs one of its nodes has}, the cluster's default partition or "")."""
+    most, default = {}, ""
+    for line in slurm_answer(["sinfo", "-h", "-o", "%P %c"]).splitlines():
+        name, cpus = line.split()
+        if name.endswith("*"):  # sinfo marks the default partition
+            name = default = name[:-1]
+        most[name] = max(most.get(name, 0), int(cpus.rstrip("+")))
+    return most, default
 
 
 def check_slurm(options):
@@ -618,30 +624,18 @@ def check_slurm(options):
             "--executor slurm: sbatch is not on PATH, so this machine cannot submit SLURM jobs. Run dpt-sweep on "
             "the cluster's login node, or use --executor local --jobs N on this machine."
         )
-    if options.partition:
-        partitions = slurm_partitions()
-        if options.partition not in partitions:
-            raise UserError(
-                f"--partition {options.partition}: SLURM has no such partition (sinfo lists: "
-                f"{', '.join(partitions) or 'none'}). Give one of these."
-            )
-    partition, cpus = partition_cpus(options.partition)
+    partitions, default = slurm_partitions()
+    if options.partition and options.partition not in partitions:
+        raise UserError(
+            f"--partition {options.partition}: SLURM has no such partition (sinfo lists: "
+            f"{', '.join(sorted(partitions)) or 'none'}). Give one of these."
+        )
+    partition = options.partition or default
+    cpus = partitions.get(partition, 0)
     if cpus and options.cpus > cpus:
         raise UserError(f"--cpus {options.cpus}: the nodes of partition {partition} have at most {cpus} CPUs, so "
                         f"SLURM would never start these jobs. Give --cpus {cpus} or fewer, or another --partition.")
 
-
-def partition_cpus(partition):
-    """(the partition, the most CPUs one of its nodes has); `partition` "" is the cluster's default partition,
-    (.., 0) when sinfo does not say."""
-    most = {}
-    for line in slurm_answer(["sinfo", "-h", "-o", "%P %c"]).splitlines():
-        name, cpus = line.split()
-        if name.endswith("*"):
-            name = name[:-1]
-            partition = partition or name
-        most[name] = max(most.get(name, 0), int(cpus.rstrip("+")))
-    return partition, most.get(partition, 0)
 
 
 def launch_slurm(runs, state, options, queued_training):
@@ -736,8 +730,9 @@ def choose(names, known, what, flag):
 
 def build_grid(options):
     """The Grid and executor options from the command line over the spec file's fields."""
-    sbatch = list(itertools.takewhile(lambda word: "=" in word, options.sbatch))  # argparse hands --sbatch the
-    options.sbatch, options.opts = sbatch, options.sbatch[len(sbatch):] + options.opts  # train.py options too
+    # argparse hands --sbatch the train.py options after it too: they start at the first word without "="
+    sbatch = list(itertools.takewhile(lambda word: "=" in word, options.sbatch))
+    options.sbatch, options.opts = sbatch, options.sbatch[len(sbatch):] + options.opts
     spec = read_spec(options.spec) if options.spec else {}
     for key, value in spec.items():
         default = LAUNCH_DEFAULTS.get(key)

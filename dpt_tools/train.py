@@ -282,18 +282,11 @@ def print_args(args, cfg):
 
 
 def restore_stdout(console):
-    """Undo setup_logger: close its log file and give the console back (for in-process runs).
-
-    Dassl's Logger closes its console when it is garbage collected, so it gets a private one.
-    """
+    """Undo setup_logger (`dpt_runs.run_log`, under either engine): close its log file, or the devnull of a
+    process other than rank 0, and give the console back (for in-process runs)."""
     logger, sys.stdout = sys.stdout, console
     logger.flush()
-    if not hasattr(logger, "console"):  # the devnull of a process other than rank 0
-        logger.close()
-        return
-    if getattr(logger, "file", None) is not None:
-        logger.file.close()
-    logger.console = open(os.devnull, "w")
+    logger.close()
 
 
 def init_distributed():

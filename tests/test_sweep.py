@@ -334,7 +334,8 @@ def test_a_job_slurm_never_starts_is_stuck_and_the_next_launch_replaces_it(toy_r
     epochs = ["OPTIM.MAX_EPOCH", "1", "TRAIN.ALLOW_NO_LEARNING", "True"]  # the plumbing only
     too_many = os.cpu_count() * 64
     with monkeypatch.context() as patched:  # a cluster whose sinfo does not tell the CPUs per node
-        patched.setattr(sweep, "partition_cpus", lambda partition: (partition, 0))
+        partitions, default = sweep.slurm_partitions()
+        patched.setattr(sweep, "slurm_partitions", lambda: (dict.fromkeys(partitions, 0), default))
         assert sweep.main(["launch", *args, "--cpus", str(too_many), "--wait", *epochs]) == 1  # not waiting forever
     refused = sweep_cli("launch", *args, "--cpus", str(too_many), "--wait", *epochs, check=False)
     assert refused.returncode == 2 and f"--cpus {too_many}: the nodes of partition" in refused.stderr

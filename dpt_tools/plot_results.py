@@ -79,23 +79,32 @@ def _series_labels(keys: list[SeriesKey], seed_counts: dict[SeriesKey, set[int]]
     return labels
 
 
+_MARKERS = ("o", "s", "^", "D", "v")
+
+
+def _series_styles(keys: list[SeriesKey]) -> dict[SeriesKey, tuple[str, str]]:
+    """A (colour, marker) per series, all distinct: the ten default colours, then again with the next marker."""
+    return {key: (f"C{index % 10}", _MARKERS[index // 10 % len(_MARKERS)]) for index, key in enumerate(keys)}
+
+
 def _draw_panel(
     ax: Axes,
     curves: Curves,
     zero_shot: dict[SeriesKey, float],
     labels: dict[SeriesKey, str],
-    colours: dict[SeriesKey, str],
+    styles: dict[SeriesKey, tuple[str, str]],
 ) -> None:
     for key, by_shots in curves.items():
         shots = sorted(by_shots)
         means = [by_shots[shot][0] for shot in shots]
         stds = [by_shots[shot][1] for shot in shots]
-        ax.plot(shots, means, marker="o", markersize=4, color=colours[key], label=labels[key])
+        colour, marker = styles[key]
+        ax.plot(shots, means, marker=marker, markersize=4, color=colour, label=labels[key])
         if None not in stds:
             ax.fill_between(shots, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
-                            color=colours[key], alpha=0.2, linewidth=0)
+                            color=colour, alpha=0.2, linewidth=0)
     for key, accuracy in zero_shot.items():
-        ax.axhline(accuracy, linestyle="--", marker="*", markersize=10, clip_on=False, color=colours[key],
+        ax.axhline(accuracy, linestyle="--", marker="*", markersize=10, clip_on=False, color=styles[key][0],
                    label=labels[key])
 
 
@@ -120,7 +129,7 @@ def plot_accuracy_vs_shots(runs: list[RunResult]) -> tuple[Figure, dict[str, Axe
     datasets = sorted(set(curves) | set(zero_shot), key=dataset_sort_key)
     series = list(dict.fromkeys((trainer, config, variant) for trainer, config, _, variant in grouped))
     labels = _series_labels(series, seed_counts)
-    colours = {key: f"C{index % 10}" for index, key in enumerate(series)}
+    styles = _series_styles(series)
     all_shots = sorted({shot for by_key in curves.values() for by_shots in by_key.values() for shot in by_shots})
 
     panels = [*datasets, *([AVERAGE_PANEL] if len(datasets) > 1 else [])]
@@ -134,7 +143,7 @@ def plot_accuracy_vs_shots(runs: list[RunResult]) -> tuple[Figure, dict[str, Axe
 
     axes: dict[str, Axes] = {}
     for ax, dataset in zip(grid, datasets):
-        _draw_panel(ax, curves.get(dataset, {}), zero_shot.get(dataset, {}), labels, colours)
+        _draw_panel(ax, curves.get(dataset, {}), zero_shot.get(dataset, {}), labels, styles)
         axes[dataset] = ax
     if AVERAGE_PANEL in panels:
         average_curves = _average_curves(curves, datasets)
@@ -144,7 +153,7 @@ def plot_accuracy_vs_shots(runs: list[RunResult]) -> tuple[Figure, dict[str, Axe
             if all(key in zero_shot.get(dataset, {}) for dataset in datasets)
         }
         ax = grid[len(datasets)]
-        _draw_panel(ax, average_curves, average_zero_shot, labels, colours)
+        _draw_panel(ax, average_curves, average_zero_shot, labels, styles)
         axes[AVERAGE_PANEL] = ax
 
     ticks = all_shots or list(DEFAULT_SHOTS)

@@ -61,8 +61,12 @@ _DATASET_ALIASES = {
     "ImageNet-R": ("imagenet_r", "ImageNetR"),
 }
 
-# Methods in the order the papers of this field list them; other trainers follow alphabetically.
-_TRAINER_ORDER = ("zeroshotclip", "zeroshotclip2", "coop", "cocoop", "vpt", "vlp", "dpt")
+# Methods in the order the papers of this field list them (DPT's, then its successors' base-to-new tables:
+# ProGrad, KgCoOp, MaPLe with IVLP, PromptSRC); other trainers follow alphabetically.
+_TRAINER_ORDER = (
+    "zeroshotclip", "zeroshotclip2", "coop", "cocoop", "vpt", "vlp", "dpt",
+    "prograd", "kgcoop", "maple", "ivlp", "promptsrc",
+)
 
 _LOG_NAME = re.compile(r"^log\.txt(?:(?P<stamp>-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})(?:-(?P<repeat>\d+))?)?$")
 _ACCURACY_LINE = re.compile(r"\* accuracy:\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)%")

@@ -385,3 +385,28 @@ def test_plot_cli_writes_a_png(plot_root, tmp_path, capsys):
     assert code == 0 and str(output) in out
     image = imread(output)
     assert image.ndim == 3 and image.shape[0] > 50 and image.shape[1] > 50
+
+
+def test_every_registered_trainer_gets_its_own_row_and_its_own_line_in_the_papers_order(tmp_path, capsys):
+    import trainers  # noqa: F401  (registers the methods)
+    from dassl_compat import TRAINER_REGISTRY
+
+    names = sorted(TRAINER_REGISTRY.registered_names())
+    assert {"MaPLe", "IVLP", "PromptSRC", "KgCoOp", "ProGrad"} <= set(names)
+    root = tmp_path / "output"
+    for index, trainer in enumerate(names):
+        for shots in (4, 16):
+            write_run(few_shot_dir(root, "caltech101", trainer, shots, 1), 50.0 + index + shots)
+
+    rows = [row["trainer"] for row in json_rows(["few-shot", str(root), "--shots", "16"], capsys)]
+    assert sorted(rows) == names
+    papers = ["CoOp", "CoCoOp", "VPT", "VLP", "DPT", "ProGrad", "KgCoOp", "MaPLe", "IVLP", "PromptSRC"]
+    assert [row for row in rows if row in papers] == papers
+    others = [name for name in names if name not in papers and not name.startswith("Zeroshot")]  # LinearProbe
+    assert others and rows.index("PromptSRC") < min(rows.index(name) for name in others)
+
+    _, axes = plot_results.few_shot_figure(root)
+    lines = axes["Caltech101"].get_lines()
+    assert sorted(line.get_label().split(" · ")[0] for line in lines) == names
+    styles = {(line.get_color(), line.get_marker()) for line in lines}
+    assert len(names) > 10 and len(styles) == len(names)  # more series than colours: the marker tells them apart

@@ -3,6 +3,7 @@ the prompted ViT and the text encoder compute open_clip's own encode_image / enc
 logits are open_clip's zero-shot classifier's, the model's preprocessing and tokenizer are used, the
 offline and unsupported-architecture errors, and every trainer trains and reloads through train.py."""
 import copy
+import glob
 import json
 import os
 import os.path as osp
@@ -224,17 +225,31 @@ def test_benchmark_runs_an_open_clip_architecture_with_random_weights(registered
     assert f"{registered_tiny}, random weights, C = 4" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("openai_config", ["CoOp/vit_b16", "CoCoOp/vit_b16_c4_ep10_batch1", "VPT/vit_b16",
-                                           "VLP/vit_b16", "DPT/vit_b16"])
-def test_open_clip_configs_have_the_openai_configs_hyper_parameters(openai_config):
-    method, name = openai_config.split("/")
+OPEN_CLIP_CONFIGS = sorted(osp.relpath(path, osp.join(ROOT, "configs", "trainers"))
+                           for path in glob.glob(osp.join(ROOT, "configs", "trainers", "*", "openclip_*.yaml")))
+
+
+def test_every_prompt_tuning_method_has_an_open_clip_config():
+    methods = {config.split(os.sep)[0] for config in OPEN_CLIP_CONFIGS}
+    assert methods == {"CoOp", "CoCoOp", "VPT", "VLP", "DPT", "MaPLe", "IVLP", "PromptSRC", "KgCoOp", "ProGrad"}
+
+
+@pytest.mark.parametrize("config_file", OPEN_CLIP_CONFIGS)
+def test_open_clip_configs_have_the_openai_configs_hyper_parameters(config_file):
+    """Each openclip_*.yaml names the OpenAI recipe it carries over in its first line, and equals it but for the
+    backbone and the preprocessing (which the open_clip model sets)."""
+    with open(osp.join(ROOT, "configs", "trainers", config_file)) as f:
+        openai_config = re.match(r"# The hyper-parameters of (\S+)\.yaml on open_clip", f.readline()).group(1)
+    method = openai_config.split("/")[0]
+    assert config_file.startswith(method + os.sep)
 
     def merged(config):
         cfg = extend_cfg(get_cfg_default())
         cfg.merge_from_file(osp.join(ROOT, "configs", "trainers", method, f"{config}.yaml"))
         return cfg
 
-    openai, open_clip = merged(name), merged(f"openclip_{name}")
+    name = openai_config.split("/")[1]
+    openai, open_clip = merged(name), merged(osp.basename(config_file)[: -len(".yaml")])
     assert (open_clip.MODEL.BACKBONE.NAME, open_clip.MODEL.BACKBONE.OPEN_CLIP_PRETRAINED) == ("open_clip:ViT-B-16",
                                                                                     "laion2b_s34b_b88k")
     open_clip.merge_from_list(["MODEL.BACKBONE.NAME", openai.MODEL.BACKBONE.NAME,
@@ -254,7 +269,7 @@ def test_documented_script_commands_run_the_open_clip_configs():
     commands it prints use an existing openclip_*.yaml config and carry the line's options."""
     block = code_block("# zero-shot CLIP and every prompt-tuning method")
     lines = [line for line in block.replace("\\\n", " ").splitlines() if "bash scripts/" in line]
-    assert len(lines) == 8
+    assert len(lines) == 13
     clean = {k: v for k, v in os.environ.items() if k not in ("DATA", "CLIP_PATH", "SEEDS", "OUTPUT", "EXTRA_OPTS")}
     env = {**clean, "DATA": osp.join(ROOT, "configs"), "DRY_RUN": "1", "SEEDS": "1"}
     for line in lines:

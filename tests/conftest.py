@@ -34,6 +34,23 @@ def pytest_sessionstart(session):
         )
 
 
+TOY_DEMO_TRAINERS = ("ZeroshotCLIP", "CoOp", "DPT", "LinearProbe")
+
+
+@pytest.fixture(scope="session")
+def toy_fog_demo(tmp_path_factory):
+    """The demo's runs on ToyFog, 16 shots, seed 1 (its default recipe) of TOY_DEMO_TRAINERS, made once and
+    read by the tests that need toy models trained as a user trains them: the `dpt-demo` arguments that made
+    them (with `--trainers`, a later call finds them done and prints the table again) and the output root."""
+    from dpt_tools import demo
+
+    root = tmp_path_factory.mktemp("toy_fog_demo")
+    argv = ["--dataset", "toy_fog", "--shots", "16", "--seed", "1", "--data", str(root / "data"),
+            "--output", str(root / "output")]
+    assert demo.main([*argv, "--trainers", *TOY_DEMO_TRAINERS]) == 0
+    return argv, str(root / "output")
+
+
 FOLDER_CLASSES = ("red_disk", "green_square", "blue_bar", "white_cross")
 
 

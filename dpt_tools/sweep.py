@@ -42,8 +42,7 @@ from pathlib import Path
 
 import yaml
 
-from dassl_compat.errors import UserError, add_debug_argument, exit_on_user_error
-from dpt_runs.checkpoint import has_checkpoints
+from dpt_models.errors import UserError, add_debug_argument, exit_on_user_error
 from dpt_tools.config_files import resolve_config, shipped_config_root
 from dpt_tools.results_common import (
     CROSS_DATASET_TARGETS,
@@ -800,6 +799,8 @@ def launch(options):
 def launch_runs(grid, runs, state, options):
     """Skip the finished and the queued or running runs, refuse changed ones, run or submit the others (a
     stuck job, and the queued evaluations waiting for it, are cancelled and submitted again)."""
+    from dpt_runs.checkpoint import has_checkpoints  # torch: only when runs are launched
+
     current = statuses(grid.output)
     busy = {name for name, status, _, _ in current if status in ("queued", "running")}
     stuck = {name for name, status, _, _ in current if status == "stuck"}

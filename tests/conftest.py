@@ -2,6 +2,7 @@
 import glob
 import os
 import os.path as osp
+import subprocess
 import sys
 
 import numpy as np
@@ -32,6 +33,33 @@ def pytest_sessionstart(session):
             f"{os.environ.get('DASSL_BACKEND', '')!r}; import dassl: {dassl_compat.DASSL_IMPORT_ERROR}). Run in an "
             "environment with Dassl installed and DASSL_BACKEND unset."
         )
+
+
+TOY_DEMO_TRAINERS = ("ZeroshotCLIP", "CoOp", "DPT", "LinearProbe")
+
+
+@pytest.fixture(scope="session")
+def toy_fog_demo(tmp_path_factory):
+    """The demo's runs on ToyFog, 16 shots, seed 1 (its default recipe) of TOY_DEMO_TRAINERS, made once and
+    read by the tests that need toy models trained as a user trains them: the `dpt-demo` arguments that made
+    them (with `--trainers`, a later call finds them done and prints the table again) and the output root.
+    CoOp and DPT, the long ones, train side by side in two `python -m dpt_tools.demo` processes of one thread
+    each; the others then in this process."""
+    from dpt_tools import demo
+
+    root = tmp_path_factory.mktemp("toy_fog_demo")
+    argv = ["--dataset", "toy_fog", "--shots", "16", "--seed", "1", "--data", str(root / "data"),
+            "--output", str(root / "output")]
+    assert demo.main([*argv, "--trainers", "ZeroshotCLIP"]) == 0  # generates the dataset once, before the two
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+    side_by_side = [subprocess.Popen([sys.executable, "-m", "dpt_tools.demo", *argv, "--trainers", trainer], env=env,
+                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                    for trainer in ("CoOp", "DPT")]
+    for process in side_by_side:
+        out, _ = process.communicate(timeout=900)
+        assert process.returncode == 0, out[-3000:]
+    assert demo.main([*argv, "--trainers", *TOY_DEMO_TRAINERS]) == 0
+    return argv, str(root / "output")
 
 
 FOLDER_CLASSES = ("red_disk", "green_square", "blue_bar", "white_cross")

@@ -1,5 +1,5 @@
 """Every console script of setup.py, installed (a wheel of this clone in a private venv that sees this
-interpreter's packages) and run once through its entry point as a user would, in the order of a session:
+interpreter's packages) and run once through its entry point as a user would, in the stages of a session:
 exit status 0 on success; a failure (no data, no results) exits non-zero."""
 import os
 import os.path as osp
@@ -10,23 +10,30 @@ import sys
 import pytest
 from conftest import ROOT
 
-# One successful command per console script, run in this order in one folder (later ones read what earlier
-# ones wrote). A script missing here fails the test: each new console script gets its command.
-SESSION = {
-    "dpt-config": [],
-    "dpt-demo": ["--trainers", "ZeroshotCLIP", "--shots", "1", "--data", "data", "--output", "output"],
-    "dpt-check-data": ["--root", "data", "toy_fog"],
-    "dpt-train": ["--root", "data", "--trainer", "DPT", "--dataset-config-file", "toy_fog", "--config-file", "toy",
-                  "--seed", "1", "--output-dir", "output/toy_fog/DPT/toy_1shots/seed1",
-                  "DATASET.NUM_SHOTS", "1", "OPTIM.MAX_EPOCH", "1", "TRAIN.ALLOW_NO_LEARNING", "True"],
-    "dpt-results": ["few-shot", "output"],
-    "dpt-plot": ["output", "--output", "few_shot.png"],
-    "dpt-interpret": ["output/toy_fog/DPT/toy_1shots/seed1", "--topk", "1"],
-    "dpt-visualize": ["output/toy_fog/DPT/toy_1shots/seed1", "--out", "attention", "--num-images", "1"],
-    "dpt-sweep": ["launch", "--spec", "toy", "--root", "data", "--output", "sweep_output", "--dry-run"],
-    "dpt-benchmark": ["--backbone", "ToyCLIP-ViT", "--trainers", "CoOp", "--classes", "4", "--batch-size", "2",
-                      "--steps", "1", "--precision", "fp32", "--device", "cpu"],
-}
+# One successful command per console script, in the stages of a session: a stage's commands read what earlier
+# stages wrote (the demo generates the data; the tools read dpt-train's run), and run two at a time. A script
+# missing here fails the test: each new console script gets its command.
+SESSION = [
+    {
+        "dpt-config": [],
+        "dpt-demo": ["--trainers", "ZeroshotCLIP", "--shots", "1", "--data", "data", "--output", "output"],
+        "dpt-benchmark": ["--backbone", "ToyCLIP-ViT", "--trainers", "CoOp", "--classes", "4", "--batch-size", "2",
+                          "--steps", "1", "--precision", "fp32", "--device", "cpu"],
+    },
+    {
+        "dpt-check-data": ["--root", "data", "toy_fog"],
+        "dpt-train": ["--root", "data", "--trainer", "DPT", "--dataset-config-file", "toy_fog", "--config-file", "toy",
+                      "--seed", "1", "--output-dir", "output/toy_fog/DPT/toy_1shots/seed1",
+                      "DATASET.NUM_SHOTS", "1", "OPTIM.MAX_EPOCH", "1", "TRAIN.ALLOW_NO_LEARNING", "True"],
+        "dpt-sweep": ["launch", "--spec", "toy", "--root", "data", "--output", "sweep_output", "--dry-run"],
+    },
+    {
+        "dpt-results": ["few-shot", "output"],
+        "dpt-plot": ["output", "--output", "few_shot.png"],
+        "dpt-interpret": ["output/toy_fog/DPT/toy_1shots/seed1", "--topk", "1"],
+        "dpt-visualize": ["output/toy_fog/DPT/toy_1shots/seed1", "--out", "attention", "--num-images", "1"],
+    },
+]
 FAILURES = {  # a failure of the tool's work (not of its arguments): non-zero
     "dpt-check-data": ["--root", "empty", "toy_fog"],
     "dpt-results": ["few-shot", "empty"],
@@ -74,18 +81,32 @@ def test_the_installed_sweep_plans_the_runs_of_the_clones_scripts(installed, tmp
     assert runs([str(installed / "dpt-sweep")], PYTHONPATH="") == clone
 
 
+def run_side_by_side(commands, cwd, env, at_once=2):
+    """{name: CompletedProcess} of `commands` ({name: argv}), `at_once` of them running at a time."""
+    pending, running, finished = list(commands.items()), {}, {}
+    while pending or running:
+        while pending and len(running) < at_once:
+            name, argv = pending.pop(0)
+            running[name] = (argv, subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                                    stderr=subprocess.PIPE, text=True))
+        name = next(iter(running))
+        argv, process = running.pop(name)
+        out, err = process.communicate(timeout=600)
+        finished[name] = subprocess.CompletedProcess(argv, process.returncode, out, err)
+    return finished
+
+
 def test_every_console_script_exits_0_on_success_and_non_zero_on_failure(installed, tmp_path):
-    assert sorted(SESSION) == console_scripts(installed)
+    assert sorted(name for stage in SESSION for name in stage) == console_scripts(installed)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}  # the installed copy, not this clone
     (tmp_path / "empty").mkdir()
-    for name, args in SESSION.items():
-        done = subprocess.run([str(installed / name), *args], cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=600)
-        assert done.returncode == 0, f"{name}: status {done.returncode}\n{done.stderr[-3000:]}"
+    for stage in SESSION:
+        done = run_side_by_side({name: [str(installed / name), *args] for name, args in stage.items()}, tmp_path, env)
+        for name, process in done.items():
+            assert process.returncode == 0, f"{name}: status {process.returncode}\n{process.stderr[-3000:]}"
     assert osp.isfile(tmp_path / "few_shot.png") and os.listdir(tmp_path / "attention")
-    for name, args in FAILURES.items():
-        done = subprocess.run([str(installed / name), *args], cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=600)
-        assert done.returncode != 0, f"{name} {' '.join(args)} failed but exited 0"
-        assert "Error" in done.stderr or "missing" in done.stdout, done.stderr[-3000:]
-
+    failures = run_side_by_side({name: [str(installed / name), *args] for name, args in FAILURES.items()}, tmp_path,
+                                env)
+    for name, process in failures.items():
+        assert process.returncode != 0, f"{name} {' '.join(FAILURES[name])} failed but exited 0"
+        assert "Error" in process.stderr or "missing" in process.stdout, process.stderr[-3000:]

@@ -124,11 +124,9 @@ def test_fewer_than_two_classes_is_a_clear_error(run_train, tmp_path, tiny_clip_
         run_train(probe_args(str(root), tiny_clip_file, tmp_path / "out"))
 
 
-def test_beats_zero_shot_on_toy_fog_in_the_demo_table_and_the_plot(tmp_path, capsys):
-    output = str(tmp_path / "output")
-    argv = ["--shots", "16", "--seed", "1", "--data", str(tmp_path / "data"), "--output", output,
-            "--trainers", "ZeroshotCLIP", "LinearProbe"]
-    assert demo.main(argv) == 0
+def test_beats_zero_shot_on_toy_fog_in_the_demo_table_and_the_plot(toy_fog_demo, capsys):
+    argv, output = toy_fog_demo  # the demo on ToyFog, 16 shots, seed 1
+    assert demo.main([*argv, "--trainers", "ZeroshotCLIP", "LinearProbe"]) == 0
     table = capsys.readouterr().out
     assert re.search(r"\| LinearProbe \| toy \| 16 \| [\d.]+ ± 0.00 \| 1 \|", table), table
     accuracy = {trainer: run_accuracy(Path(demo.run_folder(output, "toy_fog", trainer, 16, 1)))

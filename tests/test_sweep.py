@@ -182,6 +182,32 @@ def test_more_cpus_than_a_node_has_is_refused_before_submitting(capsys, tmp_path
     assert f"Give --cpus {most} or fewer" in error and not (tmp_path / "out").exists()
 
 
+def test_status_reads_a_sweep_without_torch(tmp_path):
+    """`dpt-sweep status` is a quick look (also in a loop on a login node): it loads neither torch nor an engine,
+    names each run's state and exits 1 while a run is not done."""
+    output = tmp_path / "output"
+    done, failed = "toy_fog/CoOp/toy_2shots/seed1", "toy_fog/DPT/toy_2shots/seed1"
+    (output / done).mkdir(parents=True)
+    (output / done / "log.txt").write_text("=> result\n* total: 32\n* correct: 24\n* accuracy: 75.0%\n")
+    state = sweep.SweepState(str(output))
+    with state.editing() as runs:
+        for name in (done, failed):
+            log = state.log_path(name)
+            runs["runs"][name] = {"args": [], "after": [], "log": log,
+                                  "job": {"executor": "local", "host": "elsewhere", "pid": 1, "returncode": 2}}
+        os.makedirs(osp.dirname(log), exist_ok=True)
+        Path(log).write_text("Error: TRAINER.DPT.N_CTX must be an integer >= 1, got 0.\n")
+    script = ("import sys; from dpt_tools import sweep; code = sweep.main(['status', sys.argv[1]]); "
+              "print(sorted(name for name in ('torch', 'dassl_compat') if name in sys.modules)); sys.exit(code)")
+    status = subprocess.run([sys.executable, "-c", script, str(output)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert status.returncode == 1, status.stderr
+    assert status.stdout.splitlines()[-1] == "[]"
+    assert status.stdout.startswith("1 done, 1 failed (of 2 runs)\n")
+    assert f"done         {done}\n" in status.stdout
+    assert f"failed       {failed}\n             Error: TRAINER.DPT.N_CTX must be" in status.stdout
+
+
 def test_a_failing_squeue_is_an_error_not_an_empty_queue(capsys, tmp_path, monkeypatch):
     """When squeue fails (slurmctld busy or down), the sweep's queued jobs must not be taken for lost runs
     (a launch would submit them twice): status and launch stop with the error."""

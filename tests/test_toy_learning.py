@@ -27,14 +27,13 @@ SEED = 1
 MARGIN = 8.0  # accuracy points, see the module docstring
 
 
-def test_coop_and_dpt_beat_zero_shot_by_a_margin(tmp_path, capsys):
+def test_coop_and_dpt_beat_zero_shot_by_a_margin(toy_fog_demo, capsys):
     trainers = ["ZeroshotCLIP", "CoOp", "DPT"]
-    argv = ["--dataset", DATASET, "--shots", str(SHOTS), "--seed", str(SEED), "--data", str(tmp_path / "data"),
-            "--output", str(tmp_path / "output"), "--trainers", *trainers]
-    assert demo.main(argv) == 0
+    argv, output = toy_fog_demo  # the demo on ToyFog, 16 shots, seed 1
+    assert argv[:6] == ["--dataset", DATASET, "--shots", str(SHOTS), "--seed", str(SEED)]
+    assert demo.main([*argv, "--trainers", *trainers]) == 0
     accuracy = {
-        trainer: run_accuracy(Path(demo.run_folder(str(tmp_path / "output"), DATASET, trainer, SHOTS, SEED)))
-        for trainer in trainers
+        trainer: run_accuracy(Path(demo.run_folder(output, DATASET, trainer, SHOTS, SEED))) for trainer in trainers
     }
     table = capsys.readouterr().out
 

@@ -70,12 +70,9 @@ def test_attention_on_request_leaves_the_forward_unchanged(tiny_dpt):
 
 
 @pytest.fixture(scope="module")
-def toy_dpt_run(tmp_path_factory):
-    """The demo's DPT run on ToyFog, 16 shots, seed 1 (about 25 s on one core)."""
-    root = tmp_path_factory.mktemp("toy")
-    argv = ["--data", str(root / "data"), "--output", str(root / "output"), "--trainers", "DPT"]
-    assert demo.main(argv) == 0
-    return demo.run_folder(str(root / "output"), "toy_fog", "DPT", 16, 1)
+def toy_dpt_run(toy_fog_demo):
+    """The demo's DPT run on ToyFog, 16 shots, seed 1."""
+    return demo.run_folder(toy_fog_demo[1], "toy_fog", "DPT", 16, 1)
 
 
 def test_writes_one_figure_per_image_and_a_grid(toy_dpt_run, tmp_path, capsys):

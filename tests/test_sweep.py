@@ -431,6 +431,30 @@ def doc_commands():
     return commands
 
 
+def test_the_readmes_sweep_commands_are_the_docs_and_plan_the_readmes_toy_tables(capsys, tmp_path, monkeypatch):
+    """README's toy sweep block is docs/sweep.md's (run by the sweep-marked test above); its base-to-new
+    command, as written, plans the toy table's runs: every trainer with a default config, seeds 1 2 3, 16 shots,
+    trained on the base classes, then evaluated on the new ones after its training run."""
+    readme = open(osp.join(ROOT, "README.md")).read()
+    (toy,) = [line for block in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) for line in block.splitlines()
+              if line.startswith("dpt-sweep launch")]
+    assert toy in doc_commands()
+    (command,) = re.findall(r"`(dpt-sweep launch --protocol base2new[^`]*)`", readme)
+    words = shlex.split(command.replace("\n", " "))
+    monkeypatch.chdir(tmp_path)
+    plans = planned_commands(capsys, *[word for word in words[2:] if word != "--dry-run"])
+    trainers = {t for t in sweep.registered_trainers() if sweep.has_default_config(t) and sweep.supports(t, "base2new")}
+    assert {"CoOp", "DPT", "MaPLe", "IVLP", "PromptSRC", "KgCoOp", "ProGrad"} <= trainers
+    trained = [c for c in plans.values() if "--eval-only" not in c]
+    tested = [c for c in plans.values() if "--eval-only" in c]
+    assert len(trained) == len(tested) == 3 * len(trainers)
+    assert {(c[c.index("--trainer") + 1], c[c.index("--seed") + 1]) for c in trained} == {
+        (t, seed) for t in trainers for seed in "123"}
+    assert {c[c.index("DATASET.SUBSAMPLE_CLASSES") + 1] for c in trained} == {"base"}
+    assert {c[c.index("DATASET.SUBSAMPLE_CLASSES") + 1] for c in tested} == {"new"}
+    assert {c[c.index("DATASET.NUM_SHOTS") + 1] for c in trained} == {"16"}
+
+
 def test_the_docs_grid_commands_plan_the_papers_grids(capsys, monkeypatch, tmp_path):
     """Every other `dpt-sweep launch` of docs/sweep.md, as written, with --dry-run: the grid of its spec, for
     the trainers it names (every registered one that has the protocol when it names none)."""

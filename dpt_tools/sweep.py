@@ -26,7 +26,6 @@ import difflib
 import fcntl
 import functools
 import io
-import itertools
 import json
 import os
 import os.path as osp
@@ -729,9 +728,6 @@ def choose(names, known, what, flag):
 
 def build_grid(options):
     """The Grid and executor options from the command line over the spec file's fields."""
-    # argparse hands --sbatch the train.py options after it too: they start at the first word without "="
-    sbatch = list(itertools.takewhile(lambda word: "=" in word, options.sbatch))
-    options.sbatch, options.opts = sbatch, options.sbatch[len(sbatch):] + options.opts
     spec = read_spec(options.spec) if options.spec else {}
     for key, value in spec.items():
         default = LAUNCH_DEFAULTS.get(key)
@@ -932,8 +928,23 @@ def build_parser():
     return parser
 
 
+CONFIG_KEY = re.compile(r"[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+")
+
+
+def split_config_options(argv):
+    """(dpt-sweep's own arguments, train.py's KEY VALUE options): the options start at the first config key, so
+    that a list flag before them (--seeds 1 2, --sbatch constraint=a100) does not take them as its values."""
+    start = next((index for index, word in enumerate(argv) if CONFIG_KEY.fullmatch(word)), len(argv))
+    return argv[:start], argv[start:]
+
+
 def main(argv=None):
-    options = build_parser().parse_args(argv)
+    own, config_options = split_config_options(sys.argv[1:] if argv is None else list(argv))
+    options = build_parser().parse_args(own)
+    if options.command == "launch":
+        options.opts = [*options.opts, *config_options]
+    elif config_options:
+        build_parser().error(f"unrecognized arguments: {' '.join(config_options)}")
     with exit_on_user_error(options.debug):
         if options.command == "status":
             return report(osp.abspath(options.output))

@@ -121,6 +121,18 @@ def test_trainers_all_plans_every_registered_trainer_with_its_default_config(cap
     assert "--eval-only" in planned["ZeroshotCLIP"] and "--eval-only" not in planned["DPT"]
 
 
+def test_train_options_after_a_list_flag_are_not_taken_as_its_values(capsys, tmp_path):
+    plans = planned_commands(capsys, "--protocol", "few-shot", "--trainers", "CoOp", "--datasets", "eurosat",
+                             "--shots", "4", "--root", str(tmp_path), "--output", str(tmp_path), "--seeds", "1", "2",
+                             "OPTIM.MAX_EPOCH", "3", "TRAINER.COOP.N_CTX", "4")
+    assert sorted(command[command.index("--seed") + 1] for command in plans.values()) == ["1", "2"]
+    for command in plans.values():
+        assert command[-4:] == ["OPTIM.MAX_EPOCH", "3", "TRAINER.COOP.N_CTX", "4"]
+    with pytest.raises(SystemExit):
+        sweep.main(["status", str(tmp_path), "OPTIM.MAX_EPOCH", "3"])
+    assert "unrecognized arguments: OPTIM.MAX_EPOCH 3" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("spec,trainer,runs", [
     ("few-shot", "DPT", 11 * 5 * 3),
     ("base2new", "DPT", 11 * 3 * 2),  # a training and a test run per dataset and seed

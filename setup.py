@@ -50,7 +50,7 @@ setup(
     py_modules=["dpt_plugin"],
     install_requires=requirements(),
     extras_require={
-        "test": ["pytest", "submitit"],  # `pip install .[test]`: what the test suite needs beyond the runtime
+        "test": ["pytest", "pytest-xdist", "submitit"],  # `pip install .[test]`: what the tests need beyond the runtime
         "slurm": ["submitit"],  # dpt-sweep --executor slurm
         "tensorboard": ["tensorboard"],  # the bundled engine's event files (a tb-nightly serves as well)
     },

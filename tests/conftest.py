@@ -20,7 +20,11 @@ if TEST_ENGINE not in ("lite", "dassl"):
     raise ValueError(f"DPT_TEST_ENGINE must be 'lite' or 'dassl', got {TEST_ENGINE!r}")
 if TEST_ENGINE == "lite":
     os.environ.setdefault("DASSL_BACKEND", "lite")
-torch.set_num_threads(min(2, torch.get_num_threads()))
+if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest -n N: N workers share the cores, one thread each
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 def pytest_sessionstart(session):

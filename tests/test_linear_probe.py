@@ -124,6 +124,7 @@ def test_fewer_than_two_classes_is_a_clear_error(run_train, tmp_path, tiny_clip_
         run_train(probe_args(str(root), tiny_clip_file, tmp_path / "out"))
 
 
+@pytest.mark.xdist_group("toy_fog_demo")
 def test_beats_zero_shot_on_toy_fog_in_the_demo_table_and_the_plot(toy_fog_demo, capsys):
     argv, output = toy_fog_demo  # the demo on ToyFog, 16 shots, seed 1
     assert demo.main([*argv, "--trainers", "ZeroshotCLIP", "LinearProbe"]) == 0

@@ -16,6 +16,8 @@ binomial tail), which a random CLIP does not (tests/test_toyworld.py checks that
 """
 from pathlib import Path
 
+import pytest
+
 from dpt_tools import demo
 from dpt_tools.results_common import run_accuracy
 from dpt_toyworld.benchmarks import TOY_FOG
@@ -27,6 +29,7 @@ SEED = 1
 MARGIN = 8.0  # accuracy points, see the module docstring
 
 
+@pytest.mark.xdist_group("toy_fog_demo")
 def test_coop_and_dpt_beat_zero_shot_by_a_margin(toy_fog_demo, capsys):
     trainers = ["ZeroshotCLIP", "CoOp", "DPT"]
     argv, output = toy_fog_demo  # the demo on ToyFog, 16 shots, seed 1

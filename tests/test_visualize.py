@@ -24,6 +24,7 @@ from dpt_models.visual import block_attention_weights
 from dpt_tools import demo, visualize
 from dpt_tools.toy_attention import object_attention_ratios
 
+pytestmark = pytest.mark.xdist_group("toy_fog_demo")  # pytest -n: with the other readers of the fixture
 CLASSNAMES = ["Forest", "River", "Highway or Road", "Sea or Lake"]
 
 

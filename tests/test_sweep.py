@@ -26,7 +26,7 @@ from dpt_tools import sweep
 from dpt_tools.results_common import run_accuracy
 
 TOY = yaml.safe_load(open(osp.join(ROOT, "dpt_tools", "sweeps", "toy.yaml")))
-TOY_OPTS = [str(word) for word in TOY["opts"]]
+TOY_OPTS = [str(word) for word in TOY.get("opts", [])]
 SCRIPT_VARIABLES = ("DATA", "CLIP_PATH", "SEEDS", "OUTPUT", "NCTX", "CSC", "CTP", "DRY_RUN", "EXTRA_OPTS", "LOAD_EPOCH")
 
 

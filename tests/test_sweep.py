@@ -444,13 +444,14 @@ def doc_commands():
 
 
 def test_the_readmes_sweep_commands_are_the_docs_and_plan_the_readmes_toy_tables(capsys, tmp_path, monkeypatch):
-    """README's toy sweep block is docs/sweep.md's (run by the sweep-marked test above); its base-to-new
-    command, as written, plans the toy table's runs: every trainer with a default config, seeds 1 2 3, 16 shots,
-    trained on the base classes, then evaluated on the new ones after its training run."""
+    """README's sweep commands are docs/sweep.md's (the toy sweep run as written by the sweep-marked test above,
+    the grids planned by the test below); its base-to-new command, as written, plans the toy table's runs: every
+    trainer with a default config, seeds 1 2 3, 16 shots, trained on the base classes, then evaluated on the new
+    ones after its training run."""
     readme = open(osp.join(ROOT, "README.md")).read()
-    (toy,) = [line for block in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) for line in block.splitlines()
-              if line.startswith("dpt-sweep launch")]
-    assert toy in doc_commands()
+    lines = [line.split("  #")[0].strip() for block in re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+             for line in block.splitlines() if line.startswith("dpt-sweep ")]
+    assert len(lines) >= 5 and not set(lines) - set(doc_commands())  # docs/sweep.md's, tested above and below
     (command,) = re.findall(r"`(dpt-sweep launch --protocol base2new[^`]*)`", readme)
     words = shlex.split(command.replace("\n", " "))
     monkeypatch.chdir(tmp_path)

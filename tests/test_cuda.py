@@ -73,4 +73,5 @@ def test_dpt_trains_in_fp16_resumes_and_evaluates_on_cuda(run_train, tmp_path, d
     cpu_out = tmp_path / "dpt_eval_cpu"
     cpu_acc = run_train(["--eval-only", "--model-dir", str(out), "--load-epoch", "2"]
                         + run_args("DPT", data_root, tiny_clip_file, cpu_out, device="cpu"))
-    assert 0.0 <= cpu_acc <= 100.0 and "Loading weights to cavpt from" in read_log(cpu_out)
+    # the same weights in fp32 on the CPU: at most two of the 16 test images may fall the other way than in fp16
+    assert abs(cpu_acc - final_acc) <= 2 * 100 / 16 and "Loading weights to cavpt from" in read_log(cpu_out)

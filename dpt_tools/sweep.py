@@ -635,7 +635,6 @@ def check_slurm(options):
                         f"SLURM would never start these jobs. Give --cpus {cpus} or fewer, or another --partition.")
 
 
-
 def launch_slurm(runs, state, options, queued_training):
     """Submit the runs through submitit: training runs as one job array, each training run's evaluations
     as an array that starts after it succeeded (afterok), also when that training run is still queued or
@@ -940,11 +939,12 @@ def split_config_options(argv):
 
 def main(argv=None):
     own, config_options = split_config_options(sys.argv[1:] if argv is None else list(argv))
-    options = build_parser().parse_args(own)
+    parser = build_parser()
+    options = parser.parse_args(own)
     if options.command == "launch":
         options.opts = [*options.opts, *config_options]
     elif config_options:
-        build_parser().error(f"unrecognized arguments: {' '.join(config_options)}")
+        parser.error(f"unrecognized arguments: {' '.join(config_options)}")
     with exit_on_user_error(options.debug):
         if options.command == "status":
             return report(osp.abspath(options.output))

@@ -39,6 +39,21 @@ def pytest_sessionstart(session):
         )
 
 
+def run_side_by_side(commands, cwd, env, at_once=2):
+    """{name: CompletedProcess} of `commands` ({name: argv}), `at_once` of them running at a time."""
+    pending, running, finished = list(commands.items()), {}, {}
+    while pending or running:
+        while pending and len(running) < at_once:
+            name, argv = pending.pop(0)
+            running[name] = (argv, subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                                    stderr=subprocess.PIPE, text=True))
+        name = next(iter(running))
+        argv, process = running.pop(name)
+        out, err = process.communicate(timeout=600)
+        finished[name] = subprocess.CompletedProcess(argv, process.returncode, out, err)
+    return finished
+
+
 TOY_DEMO_TRAINERS = ("ZeroshotCLIP", "CoOp", "DPT", "LinearProbe")
 
 
@@ -56,12 +71,10 @@ def toy_fog_demo(tmp_path_factory):
             "--output", str(root / "output")]
     assert demo.main([*argv, "--trainers", "ZeroshotCLIP"]) == 0  # generates the dataset once, before the two
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
-    side_by_side = [subprocess.Popen([sys.executable, "-m", "dpt_tools.demo", *argv, "--trainers", trainer], env=env,
-                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                    for trainer in ("CoOp", "DPT")]
-    for process in side_by_side:
-        out, _ = process.communicate(timeout=900)
-        assert process.returncode == 0, out[-3000:]
+    trained = run_side_by_side({trainer: [sys.executable, "-m", "dpt_tools.demo", *argv, "--trainers", trainer]
+                                for trainer in ("CoOp", "DPT")}, ROOT, env)
+    for trainer, process in trained.items():
+        assert process.returncode == 0, f"{trainer}: {process.stderr[-3000:]}"
     assert demo.main([*argv, "--trainers", *TOY_DEMO_TRAINERS]) == 0
     return argv, str(root / "output")
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_side_by_side
 
 # One successful command per console script, in the stages of a session: a stage's commands read what earlier
 # stages wrote (the demo generates the data; the tools read dpt-train's run), and run two at a time. A script
@@ -79,21 +79,6 @@ def test_the_installed_sweep_plans_the_runs_of_the_clones_scripts(installed, tmp
     clone = runs([sys.executable, "-m", "dpt_tools.sweep"], PYTHONPATH=str(ROOT))
     assert "eurosat/CoOp/vit_b16_ep50_4shots/nctx16_cscFalse_ctpend/seed1" in clone
     assert runs([str(installed / "dpt-sweep")], PYTHONPATH="") == clone
-
-
-def run_side_by_side(commands, cwd, env, at_once=2):
-    """{name: CompletedProcess} of `commands` ({name: argv}), `at_once` of them running at a time."""
-    pending, running, finished = list(commands.items()), {}, {}
-    while pending or running:
-        while pending and len(running) < at_once:
-            name, argv = pending.pop(0)
-            running[name] = (argv, subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                                    stderr=subprocess.PIPE, text=True))
-        name = next(iter(running))
-        argv, process = running.pop(name)
-        out, err = process.communicate(timeout=600)
-        finished[name] = subprocess.CompletedProcess(argv, process.returncode, out, err)
-    return finished
 
 
 def test_every_console_script_exits_0_on_success_and_non_zero_on_failure(installed, tmp_path):

@@ -240,7 +240,7 @@ def test_open_clip_configs_have_the_openai_configs_hyper_parameters(config_file)
     backbone and the preprocessing (which the open_clip model sets)."""
     with open(osp.join(ROOT, "configs", "trainers", config_file)) as f:
         openai_config = re.match(r"# The hyper-parameters of (\S+)\.yaml on open_clip", f.readline()).group(1)
-    method = openai_config.split("/")[0]
+    method, name = openai_config.split("/")
     assert config_file.startswith(method + os.sep)
 
     def merged(config):
@@ -248,7 +248,6 @@ def test_open_clip_configs_have_the_openai_configs_hyper_parameters(config_file)
         cfg.merge_from_file(osp.join(ROOT, "configs", "trainers", method, f"{config}.yaml"))
         return cfg
 
-    name = openai_config.split("/")[1]
     openai, open_clip = merged(name), merged(osp.basename(config_file)[: -len(".yaml")])
     assert (open_clip.MODEL.BACKBONE.NAME, open_clip.MODEL.BACKBONE.OPEN_CLIP_PRETRAINED) == ("open_clip:ViT-B-16",
                                                                                     "laion2b_s34b_b88k")
